@@ -1,11 +1,16 @@
-"""Shared fixtures: real aligned faces from ../shared/data."""
+"""Shared fixtures: real aligned faces from ../shared/data and a tiny Base + Heatmap pair trained once."""
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from ai_server import data
+from ai_server.train import TrainConfig, train
 
 torch.set_num_threads(2)
+SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "smoke.json"
 
 
 def pytest_sessionstart(session):
@@ -20,3 +25,20 @@ def faces() -> torch.Tensor:
     everyone = data.training_identities()
     paths = [p for p in everyone.paths if "/celeba/" in p]
     return data.load_images(paths[:32])
+
+
+def smoke_config(**overrides) -> TrainConfig:
+    return TrainConfig.from_dict({**json.loads(SMOKE_CONFIG.read_text()), **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """A Base model and a Heatmap model seeded from it, each a few steps on 6 identities."""
+    root = tmp_path_factory.mktemp("runs")
+    base = train(smoke_config(), root / "base", log=lambda _: None)
+    heat = train(
+        smoke_config(in_channels=4, heatmap_source=str(base), init_from=str(base)),
+        root / "heatmap",
+        log=lambda _: None,
+    )
+    return {"root": root, "base": base, "heatmap": heat}

@@ -1,0 +1,140 @@
+"""Batched Grad-CAM++ on the last convolutional block, with label-free targets and a heatmap cache.
+
+Same maths as `pytorch_grad_cam.GradCAMPlusPlus` (Chattopadhay et al. 2018, eq. 19), but the gradient is
+taken only with respect to the trunk's output (`torch.autograd.grad`), for the whole batch at once, with no
+parameter gradients and no numpy round trips. Because the target layer is the last conv block, the
+backward pass only runs through the embedding head, so a heatmap costs little more than the forward pass
+that also yields the embedding.
+"""
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models import ArcFace, FaceNet, load_model, model_input, sha256_file
+
+# (embeddings (B, D), labels (B,) or None) -> one score per image (B,); only `true_class` reads labels.
+Target = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+LABEL_FREE_TARGETS = ("embedding_norm", "predicted_class")
+
+
+def make_target(name: str, head: ArcFace | None = None, allow_labels: bool = False) -> Target:
+    """The score whose gradient Grad-CAM++ follows.
+
+    - `embedding_norm`: L2 norm of the embedding (its gradient is that of the self-similarity e . e/|e|).
+    - `predicted_class`: the largest ArcFace logit of a trained head (the model's own guess, no label).
+    - `true_class`: the logit of the ground-truth identity. It leaks the label, so it exists only for
+      training-time heatmaps and only when the caller says so (`allow_labels=True`).
+    """
+    if name == "embedding_norm":
+        return lambda emb, labels: emb.norm(dim=1)
+    if name == "predicted_class":
+        if head is None:
+            raise ValueError("predicted_class needs the model's ArcFace head")
+        return lambda emb, labels: head(emb).max(dim=1).values
+    if name == "true_class":
+        if not allow_labels or head is None:
+            raise ValueError("true_class uses the ground-truth label: training-time only, allow_labels=True")
+        return lambda emb, labels: head(emb).gather(1, labels.view(-1, 1)).squeeze(1)
+    raise ValueError(f"unknown Grad-CAM++ target {name!r}")
+
+
+def _minmax(x: torch.Tensor) -> torch.Tensor:
+    """Per-image min-max to [0, 1], with pytorch-grad-cam's epsilon so all-zero maps stay zero."""
+    flat = x.flatten(1)
+    flat = flat - flat.min(dim=1, keepdim=True).values
+    flat = flat / (1e-7 + flat.max(dim=1, keepdim=True).values)
+    return flat.view_as(x)
+
+
+def gradcam_plusplus_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) activations and gradients -> (B, 1, h, w) non-negative class activation map."""
+    grads2 = grads.pow(2)
+    grads3 = grads2 * grads
+    sum_activations = activations.sum(dim=(2, 3), keepdim=True)
+    alpha = grads2 / (2 * grads2 + sum_activations * grads3 + 1e-6)  # eq. 19
+    alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+    weights = (grads.clamp_min(0) * alpha).sum(dim=(2, 3), keepdim=True)
+    return (weights * activations).sum(dim=1, keepdim=True).clamp_min(0)
+
+
+class GradCAMPlusPlus:
+    """`cam(x)` -> (heatmaps (B, 1, H, W) in [0, 1] at the input size, embeddings (B, D)).
+
+    The embedding comes from the same forward pass, so a caller that needs both pays once.
+    """
+
+    def __init__(self, model: FaceNet, target: Target):
+        self.model = model.eval()
+        self.target = target
+
+    def __call__(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            activations = self.model.trunk(x)
+        activations.requires_grad_(True)
+        with torch.enable_grad():
+            embedding = self.model.head(activations)
+            score = self.target(embedding, labels).sum()  # images are independent in eval mode
+            (grads,) = torch.autograd.grad(score, activations)
+        cam = _minmax(gradcam_plusplus_map(activations.detach(), grads))
+        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return _minmax(cam.clamp_min(0)), embedding.detach()
+
+
+def heatmaps_for(
+    images: torch.Tensor,
+    source: FaceNet,
+    target: Target,
+    size: int,
+    labels: torch.Tensor | None = None,
+    batch_size: int = 128,
+) -> torch.Tensor:
+    """uint8 RGB images (N, 3, H, W) -> float16 heatmaps (N, 1, size, size) from the heatmap source model."""
+    cam = GradCAMPlusPlus(source, target)
+    device = next(source.parameters()).device
+    out = []
+    for start in range(0, len(images), batch_size):
+        rgb = images[start : start + batch_size].to(device).float() / 255.0
+        batch_labels = None if labels is None else labels[start : start + batch_size].to(device)
+        heat, _ = cam(model_input(rgb, size=size), batch_labels)
+        out.append(heat.half().cpu())
+    return torch.cat(out) if out else torch.empty(0, 1, size, size, dtype=torch.float16)
+
+
+def cached_heatmaps(
+    images: torch.Tensor,
+    source_path: str | os.PathLike,
+    target_name: str,
+    size: int,
+    cache_dir: str | os.PathLike,
+    labels: torch.Tensor | None = None,
+    allow_labels: bool = False,
+) -> torch.Tensor:
+    """Heatmaps of `images` from the model file at `source_path`, computed once and kept as float16 .npy.
+
+    The key is the model file's sha256, the target, the size and a hash of the image pixels (and labels
+    for the label target), so a retrained source model or another image set never reuses stale maps.
+    """
+    source_sha = sha256_file(source_path)
+    digest = hashlib.sha256(images.numpy().tobytes())
+    if target_name == "true_class":
+        digest.update(labels.numpy().tobytes())
+    path = Path(cache_dir) / f"{source_sha[:16]}-{target_name}-{size}-{digest.hexdigest()[:16]}.npy"
+    if path.exists():
+        return torch.from_numpy(np.load(path))
+    model, head, _ = load_model(source_path)
+    target = make_target(target_name, head, allow_labels)
+    heat = heatmaps_for(images, model, target, size, labels if target_name == "true_class" else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, heat.numpy())
+    os.replace(tmp, path)
+    return heat
