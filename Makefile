@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint venv lock bench-cam
+.PHONY: run test lint venv lock bench-cam train reproduce
 
 $(VENV)/.installed: requirements-dev.lock ai-server/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ lint: venv
 
 test: lint
 	$(BIN)/pytest ai-server/tests
+
+# The reproduction protocol on a tiny CPU budget (minutes): every model kind, 8 identities, 2 epochs.
+train: venv
+	$(BIN)/ai-server reproduce --runs runs/smoke --set epochs=2 --set identities=8 \
+		--set max_steps_per_epoch=3 --evaluate-args "--max-images 80 --pairs-per-fold 20 --bootstrap 100"
+
+# The full protocol (docs/results.md gives its budget): resumable, rerun to continue.
+reproduce: venv
+	$(BIN)/ai-server reproduce --runs runs/repro
 
 bench-cam: venv
 	$(BIN)/python bench/cam_bench.py

@@ -81,8 +81,15 @@ def test_evaluation_writes_every_condition(tiny_runs, tmp_path):
         == 2 * metrics["closed_set"]["heldout"]["original"]["n"]
     )
     for pairs in ("celeba_val", "lfw"):
-        report = metrics["verification"][pairs]["embedding"]
-        assert report["pairs"] == 100 and 0 <= report["auc"] <= 1
+        views = metrics["verification"][pairs]
+        assert set(views) == {"embedding", "embedding_noflip", "heatmap_vector"}
+        assert all(r["pairs"] == 100 and 0 <= r["auc"] <= 1 for r in views.values())
+    assert "calibration" in metrics["verification"]["celeba_val"]["embedding"]
+    assert "calibration" not in metrics["verification"]["lfw"]["embedding"]  # LFW never tunes anything
+    identification = metrics["identification"]["celeba_val"]["embedding"]
+    assert identification["gallery"] == 62 and identification["queries"] == 1272 - 62
+    assert 0 <= identification["top1"] <= identification["top5"] <= 1
+    assert list(metrics["identification"]) == ["celeba_val"]
     assert metrics["model"]["eval_heatmap_target"] == "embedding_norm"
     assert metrics["protocol"]["heatmap_from"] == "perturbed image"
 

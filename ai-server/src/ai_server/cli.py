@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import shlex
 import sys
 
 import torch
@@ -9,11 +10,13 @@ import torch
 from .perturb import ALL_CONDITIONS, Condition
 
 
-def _parse_value(text: str):
+def _setting(item: str) -> tuple[str, object]:
+    """`key=value` with a JSON value (`epochs=3`, `augment={"erase": 0}`) or a bare string (a path)."""
+    key, _, text = item.partition("=")
     try:
-        return json.loads(text)
+        return key, json.loads(text)
     except json.JSONDecodeError:
-        return text  # a bare string such as a path
+        return key, text
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -21,9 +24,7 @@ def _train(args: argparse.Namespace) -> None:
 
     with open(args.config) as f:
         values = json.load(f)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        values[key] = _parse_value(value)
+    values.update(_setting(item) for item in args.set)
     train(TrainConfig.from_dict(values), args.out, args.cache_dir, args.until_epoch)
 
 
@@ -43,6 +44,19 @@ def _evaluate(args: argparse.Namespace) -> None:
         n_boot=args.bootstrap,
         seed=args.seed,
     )
+
+
+def _reproduce(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .reproduce import reproduce
+
+    overrides = dict(_setting(item) for item in args.set)
+    failures = reproduce(
+        Path(args.runs), args.jobs, args.job_threads, args.only, overrides, shlex.split(args.evaluate_args)
+    )
+    if failures:
+        raise RuntimeError(f"{failures} job(s) failed or could not start")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,12 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_evaluate)
 
+    p = sub.add_parser("reproduce", help="run the paper's protocol: train and evaluate every model")
+    p.add_argument("--runs", default="runs/repro", help="folder of all runs (resumed if present)")
+    p.add_argument("--jobs", type=int, default=2, help="jobs at a time")
+    p.add_argument("--job-threads", type=int, default=1, help="torch threads per job")
+    p.add_argument("--only", help="only jobs whose name contains this (e.g. shufflenet-base-s0)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every recipe")
+    p.add_argument("--evaluate-args", default="", help="extra options for each evaluate job")
+    p.set_defaults(run=_reproduce)
+
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"ai-server {args.command}: {err}", file=sys.stderr)
         return 2
     return 0

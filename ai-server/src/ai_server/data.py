@@ -85,6 +85,18 @@ def training_identities(root: Path | None = None) -> ImageSet:
     return ImageSet(paths, labels, classes)
 
 
+def validation_identities(root: Path | None = None) -> ImageSet:
+    """The CelebA val identities (never trained on): the open-set identification task."""
+    root = root or data_dir()
+    classes = sorted(_read_lines(root / "splits/celeba_val_ids.txt"), key=int)
+    paths, labels = [], []
+    for y, identity in enumerate(classes):
+        images = _celeba_images(root, identity)
+        paths += images
+        labels += [y] * len(images)
+    return ImageSet(paths, labels, classes)
+
+
 def holdout_split(
     images: ImageSet, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDOUT_SEED
 ) -> tuple[ImageSet, ImageSet]:

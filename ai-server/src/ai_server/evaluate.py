@@ -6,6 +6,7 @@ Writes one metrics JSON. Heatmaps are always recomputed, label-free, from the im
 
 import json
 import os
+import random
 import time
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from . import data
-from .metrics import closed_set_report, verification_report
+from .calibration import calibration_report
+from .metrics import bootstrap_ci, closed_set_report, verification_report
 from .models import sha256_file
 from .perturb import (
     ABLATION_CONDITIONS,
@@ -80,26 +82,85 @@ def evaluate_closed_set(
     return results, ablations
 
 
-def embed_with_flip(recognizer: Recognizer, images: torch.Tensor) -> torch.Tensor:
-    """L2-normalised sum of the embeddings of each image and its mirror (flip test-time augmentation);
-    each view gets the heatmap of that view."""
+HEATMAP_VECTOR_SIZE = 128  # the paper's serving vector: the map at 128x128, flattened (16,384-d)
+VIEWS = ("embedding", "embedding_noflip", "heatmap_vector")
 
-    def both(x: torch.Tensor) -> torch.Tensor:
+
+def open_set_vectors(recognizer: Recognizer, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per image, L2-normalised: `embedding` with flip test-time augmentation (sum of the image's and
+    its mirror's embeddings, each with its own heatmap), `embedding_noflip`, and the paper's
+    `heatmap_vector` (the model's own Grad-CAM++ map at 128x128, flattened)."""
+
+    def views(x: torch.Tensor) -> torch.Tensor:
         rgb = x.float() / 255.0
-        return recognizer.embed(rgb) + recognizer.embed(rgb.flip(-1))
+        emb, cam = recognizer.explain(rgb)
+        flipped = recognizer.embed(rgb.flip(-1))
+        cam = F.interpolate(cam, size=HEATMAP_VECTOR_SIZE, mode="bilinear", align_corners=False)
+        return torch.cat(
+            [F.normalize(emb + flipped, dim=1), F.normalize(emb, dim=1), F.normalize(cam.flatten(1), dim=1)],
+            1,
+        )
 
-    return F.normalize(in_batches(both, images), dim=1)
+    out = in_batches(views, images)
+    d = recognizer.model.head.bn.num_features
+    return {"embedding": out[:, :d], "embedding_noflip": out[:, d : 2 * d], "heatmap_vector": out[:, 2 * d :]}
 
 
-def evaluate_pairs(recognizer: Recognizer, name: str, per_fold: int | None, n_boot: int) -> dict:
+def verify_pairs(
+    vectors: dict[str, torch.Tensor], index: dict[str, int], pairs: data.Pairs, n_boot: int, calibrate: bool
+) -> dict:
+    a = [index[p] for p in pairs.a]
+    b = [index[p] for p in pairs.b]
+    reports = {}
+    for view, v in vectors.items():
+        scores = (v[a] * v[b]).sum(dim=1).numpy()
+        reports[view] = verification_report(scores, pairs.same, pairs.fold, n_boot)
+        if calibrate and view == "embedding":
+            reports[view]["calibration"] = calibration_report(scores, pairs.same, pairs.fold)
+    return reports
+
+
+def identify(vectors: dict[str, torch.Tensor], identities: data.ImageSet, seed: int, n_boot: int) -> dict:
+    """One-shot identification as /match does it: enrol one image per identity (seeded choice), query
+    with every other image, rank the identities by cosine similarity; top-1 and top-5 accuracy."""
+    labels = np.asarray(identities.labels)
+    enrolled = []
+    for y, name in enumerate(identities.classes):
+        members = np.flatnonzero(labels == y).tolist()
+        enrolled.append(random.Random(f"{seed}:{name}").choice(members))
+    queries = np.setdiff1d(np.arange(len(labels)), enrolled)
+    reports = {}
+    for view, v in vectors.items():
+        sims = (v[queries] @ v[enrolled].T).numpy()
+        true = sims[np.arange(len(queries)), labels[queries]]
+        rank = (sims > true[:, None]).sum(axis=1)  # 0 = the right person first
+        top1, top5 = rank < 1, rank < 5
+        reports[view] = {
+            "gallery": len(enrolled),
+            "queries": int(len(queries)),
+            "top1": float(top1.mean()),
+            "top1_ci": list(bootstrap_ci(np.mean, top1, n=n_boot)),
+            "top5": float(top5.mean()),
+            "top5_ci": list(bootstrap_ci(np.mean, top5, n=n_boot)),
+        }
+    return reports
+
+
+def evaluate_open_set(
+    recognizer: Recognizer, name: str, per_fold: int | None, seed: int, n_boot: int
+) -> dict:
+    """Verification on a pairs file; for celeba_val also identification over all its images."""
     pairs = data.read_pairs(name, per_fold=per_fold)
-    paths = pairs.images()
+    identities = data.validation_identities() if name == "celeba_val" else None
+    paths = sorted(set(pairs.images()) | set(identities.paths if identities else []))
     index = {p: i for i, p in enumerate(paths)}
-    emb = embed_with_flip(recognizer, data.load_images(paths))
-    a = emb[[index[p] for p in pairs.a]]
-    b = emb[[index[p] for p in pairs.b]]
-    scores = (a * b).sum(dim=1).numpy()
-    return {"embedding": verification_report(scores, pairs.same, pairs.fold, n_boot)}
+    vectors = open_set_vectors(recognizer, data.load_images(paths))
+    # calibration and the no-match threshold come from validation pairs only, never from LFW
+    result = {"verification": verify_pairs(vectors, index, pairs, n_boot, calibrate=name == "celeba_val")}
+    if identities:
+        ordered = {view: v[[index[p] for p in identities.paths]] for view, v in vectors.items()}
+        result["identification"] = identify(ordered, identities, seed, n_boot)
+    return result
 
 
 def evaluate(
@@ -145,6 +206,7 @@ def evaluate(
         "closed_set": {},
         "ablation": {},
         "verification": {},
+        "identification": {},
     }
     for name in closed_sets:
         image_set = closed_set_images(config, name, max_images)
@@ -159,8 +221,11 @@ def evaluate(
             metrics["ablation"][name] = ablations
         log(f"{name}: original f1 {results.get('original', {}).get('f1', float('nan')):.4f}")
     for name in pair_sets:
-        metrics["verification"][name] = evaluate_pairs(recognizer, name, pairs_per_fold, n_boot)
-        log(f"{name}: auc {metrics['verification'][name]['embedding']['auc']:.4f}")
+        result = evaluate_open_set(recognizer, name, pairs_per_fold, seed, n_boot)
+        metrics["verification"][name] = result["verification"]
+        if "identification" in result:
+            metrics["identification"][name] = result["identification"]
+        log(f"{name}: auc {result['verification']['embedding']['auc']:.4f}")
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ class Recognizer:
         self.model, self.head, self.input_size = model.eval(), head.eval(), input_size
         self.cam_target, self.config = cam_target, config or {}
         self.cam = None if source is None else GradCAMPlusPlus(source, make_target(cam_target, source_head))
+        self.own_cam = GradCAMPlusPlus(model, make_target("embedding_norm"))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> "Recognizer":
@@ -57,6 +58,20 @@ class Recognizer:
             heatmaps = self.heatmaps(rgb)
         with torch.no_grad():
             return self.model(model_input(rgb, heatmaps if self.uses_heatmap else None, self.input_size))
+
+    def explain(
+        self, rgb: torch.Tensor, heatmaps: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embedding, this model's own Grad-CAM++ map): what drove the embedding, from the same pass.
+
+        For a Heatmap model the input's 4th channel is the source's map; the explanation is the map of
+        the model that made the embedding (the paper's served "heatmap vector" is this map, flattened).
+        """
+        if self.uses_heatmap and heatmaps is None:
+            heatmaps = self.heatmaps(rgb)
+        x = model_input(rgb, heatmaps if self.uses_heatmap else None, self.input_size)
+        explanation, embedding = self.own_cam(x)
+        return embedding, explanation
 
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Closed-set prediction over the training identities (the ArcFace head's largest cosine)."""
