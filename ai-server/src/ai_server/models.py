@@ -56,6 +56,11 @@ class FaceNet(nn.Module):
         self.arch = arch
         self.trunk, channels = _trunk(arch)
         self.head = EmbeddingHead(channels, embedding_dim, dropout)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                # torchvision's MobileNetV3 uses 0.01 (tuned for ImageNet's long epochs); with ~70 steps an
+                # epoch here, its running statistics lag so far that eval-mode outputs are noise
+                m.momentum = 0.1
 
     @property
     def in_channels(self) -> int:
