@@ -4,19 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint venv lock bench-cam train reproduce
+DATA ?= $(or $(FACE_DATA_DIR),../shared/data)
+
+.PHONY: run test lint venv lock bench-cam train reproduce demo-gallery
 
 $(VENV)/.installed: requirements-dev.lock ai-server/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e ai-server
 	touch $@
 
 venv: $(VENV)/.installed
 
+# The ai-server under gunicorn on 127.0.0.1:5000 with the shipped weights; gallery under data/ai-server.
 run: venv
-	@echo "Not built yet: the ai-server HTTP service, the gateway and the app (see the open issues)."
-	@echo "What exists is the research core: '$(BIN)/ai-server --help' (train, evaluate)."
+	@test -f model-weights/manifest.json || { echo "model-weights/manifest.json is missing: the trained weights are not shipped yet"; exit 1; }
+	$(BIN)/ai-server serve
+
+# Enrol the CelebA validation identities of ../shared/data (3 photos each) into the local gallery.
+demo-gallery: venv
+	$(BIN)/ai-server enrol $(DATA)/faces112/celeba --aligned --per-person 3 --people $(DATA)/splits/celeba_val_ids.txt
 
 lint: venv
 	$(BIN)/ruff check .
@@ -39,5 +46,5 @@ bench-cam: venv
 
 # Rewrite the development lock from the current venv (after changing a pin on purpose).
 lock: venv
-	{ head -n 2 requirements-dev.lock; $(BIN)/pip freeze --exclude-editable; } > requirements-dev.lock.new
+	{ grep '^#' requirements-dev.lock; $(BIN)/pip freeze --exclude-editable; } > requirements-dev.lock.new
 	mv requirements-dev.lock.new requirements-dev.lock

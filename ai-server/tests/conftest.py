@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from ai_server import data
+from ai_server.evaluate import evaluate
+from ai_server.ship import ship
 from ai_server.train import TrainConfig, train
 
 torch.set_num_threads(2)
@@ -42,3 +44,22 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
         log=lambda _: None,
     )
     return {"root": root, "base": base, "heatmap": heat}
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tiny_runs, tmp_path_factory) -> Path:
+    """The tiny pair shipped like real weights: float16 files, manifest, calibration on val pairs."""
+    root = tiny_runs["root"]
+    for run in ("base", "heatmap"):
+        evaluate(
+            root / run / "model.pt",
+            root / run / "metrics.json",
+            closed_sets=(),
+            pair_sets=("celeba_val",),
+            pairs_per_fold=20,
+            n_boot=20,
+            log=lambda _: None,
+        )
+    out = tmp_path_factory.mktemp("weights")
+    ship(root, out, {"tiny-base": "base", "tiny-heatmap": "heatmap"}, "tiny-heatmap", "test setup")
+    return out

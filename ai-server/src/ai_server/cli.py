@@ -4,10 +4,14 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 import torch
 
+from .gallery import GalleryError
+from .images import ImageError
 from .perturb import ALL_CONDITIONS, Condition
+from .weights import WeightsError
 
 
 def _setting(item: str) -> tuple[str, object]:
@@ -47,8 +51,6 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from .reproduce import reproduce
 
     overrides = dict(_setting(item) for item in args.set)
@@ -57,6 +59,81 @@ def _reproduce(args: argparse.Namespace) -> None:
     )
     if failures:
         raise RuntimeError(f"{failures} job(s) failed or could not start")
+
+
+def _ship(args: argparse.Namespace) -> None:
+    from .ship import ship
+
+    models = dict(item.split("=", 1) for item in args.model)
+    command = "ai-server " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    print(ship(Path(args.runs), Path(args.out), models, args.default, command))
+
+
+def _service(args: argparse.Namespace, verify: bool = True):
+    """Engine and gallery as the server would open them (AI_SERVER_* variables, then the options)."""
+    from .engine import Engine
+    from .gallery import Gallery
+    from .settings import Settings
+
+    overrides = {k: v for k, v in {"data_dir": args.data_dir, "model": args.model}.items() if v}
+    s = Settings.from_env(**overrides)
+    engine = Engine(s.weights_dir, s.model, s.vector, s.torch_threads, s.flip_tta, s.max_batch)
+    spaces = {k: sp.dim for k, sp in engine.spaces.items()}
+    return s, engine, Gallery(s.data_dir, spaces, s.index, s.hnsw_threshold, verify=verify)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import os
+    import shutil
+
+    from .settings import Settings
+    from .weights import load_manifest
+
+    load_manifest(Settings.from_env().weights_dir)  # fail here, clearly, rather than in every worker
+    gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).with_name("gunicorn"))
+    os.execv(gunicorn, [gunicorn, "--config", "python:ai_server.gunicorn_conf"])
+
+
+def _enrol(args: argparse.Namespace) -> None:
+    from .enrol import enrol_folder
+
+    s, engine, gallery = _service(args)
+    only = set(Path(args.people).read_text().split()) if args.people else None
+    report = enrol_folder(
+        engine,
+        gallery,
+        Path(args.folder),
+        args.aligned,
+        s.max_image_bytes,
+        s.max_pixels,
+        args.per_person,
+        only,
+    )
+    print(json.dumps({**report, "skipped": len(report["skipped"])}))
+    for item in report["skipped"]:
+        print(f"skipped {item['image']}: {item['message']}", file=sys.stderr)
+
+
+def _reembed(args: argparse.Namespace) -> None:
+    from .enrol import reembed
+
+    _, engine, gallery = _service(args, verify=False)
+    print(json.dumps({"re_embedded": reembed(engine, gallery)}))
+
+
+def _gallery(args: argparse.Namespace) -> None:
+    from .gallery import export_archive, import_archive
+    from .settings import Settings
+
+    data_dir = Path(args.data_dir) if args.data_dir else Settings.from_env().data_dir
+    if args.action == "export":
+        print(json.dumps(export_archive(data_dir, args.archive)))
+    elif args.action == "import":
+        import_archive(args.archive, data_dir)
+        print(json.dumps({"imported_into": str(data_dir)}))
+    else:
+        _, _, gallery = _service(args, verify=False)
+        print(json.dumps(gallery.stats(), indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,12 +171,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evaluate-args", default="", help="extra options for each evaluate job")
     p.set_defaults(run=_reproduce)
 
+    p = sub.add_parser("ship", help="export evaluated runs as float16 weights + manifest.json")
+    p.add_argument("--runs", default="runs/repro")
+    p.add_argument("--out", default="model-weights")
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="NAME=RUN",
+        help="e.g. shufflenet-heatmap=shufflenet-heatmap-s0",
+    )
+    p.add_argument("--default", required=True, help="the manifest name served by default")
+    p.set_defaults(run=_ship)
+
+    p = sub.add_parser("serve", help="run the HTTP service under gunicorn (AI_SERVER_* variables)")
+    p.set_defaults(run=_serve)
+
+    def gallery_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", help="gallery folder (default: AI_SERVER_DATA_DIR or data/ai-server)")
+        p.add_argument("--model", help="manifest model (default: AI_SERVER_MODEL or the manifest's default)")
+
+    p = sub.add_parser("enrol", help="enrol a folder laid out <person>/<images> (resumable)")
+    p.add_argument("folder")
+    p.add_argument("--aligned", action="store_true", help="the images are already aligned 112x112 crops")
+    p.add_argument("--per-person", type=int, help="at most this many images per person")
+    p.add_argument("--people", help="a file listing the subfolders to enrol (one per line)")
+    gallery_options(p)
+    p.set_defaults(run=_enrol)
+
+    p = sub.add_parser("reembed", help="compute the served model's vectors for faces that lack them")
+    gallery_options(p)
+    p.set_defaults(run=_reembed)
+
+    p = sub.add_parser("gallery", help="gallery statistics, export and import")
+    p.add_argument("action", choices=["stats", "export", "import"])
+    p.add_argument("archive", nargs="?", help="the .tar.gz to write (export) or read (import)")
+    gallery_options(p)
+    p.set_defaults(run=_gallery)
+
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError, WeightsError, GalleryError, ImageError) as err:
         print(f"ai-server {args.command}: {err}", file=sys.stderr)
         return 2
     return 0

@@ -4,6 +4,7 @@ Images are aligned 112x112 JPEGs; they are decoded once into a uint8 tensor (N, 
 training and evaluation never touch the disk or a Python per-image loop again.
 """
 
+import hashlib
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,15 @@ def data_dir() -> Path:
         return Path(os.environ["FACE_DATA_DIR"])
     repo = Path(__file__).resolve().parents[3]
     return repo.parent / "shared" / "data"
+
+
+def data_version(root: Path | None = None) -> str:
+    """A short hash of the split and pairs files: which identities and images a model was trained on."""
+    root = root or data_dir()
+    digest = hashlib.sha256()
+    for path in sorted([*(root / "splits").iterdir(), *(root / "pairs").iterdir()]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass

@@ -115,7 +115,7 @@ def verify_pairs(
     for view, v in vectors.items():
         scores = (v[a] * v[b]).sum(dim=1).numpy()
         reports[view] = verification_report(scores, pairs.same, pairs.fold, n_boot)
-        if calibrate and view == "embedding":
+        if calibrate:
             reports[view]["calibration"] = calibration_report(scores, pairs.same, pairs.fold)
     return reports
 

@@ -5,12 +5,21 @@ label-free target, from the very image it is given. A Base model needs no source
 """
 
 import os
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from .cam import LABEL_FREE_TARGETS, GradCAMPlusPlus, make_target
 from .models import ArcFace, FaceNet, load_model, model_input
+
+
+class Output(NamedTuple):
+    embedding: torch.Tensor  # (B, D), not normalised
+    source_embedding: torch.Tensor | None  # the heatmap source's (Base model's) embedding, free
+    heatmap: torch.Tensor | None  # the 4th channel the model read (B, 1, S, S)
+    explanation: torch.Tensor | None  # the model's own Grad-CAM++ map (B, 1, S, S)
 
 
 class Recognizer:
@@ -52,12 +61,36 @@ class Recognizer:
         """RGB (B, 3, H, W) in [0, 1] -> Grad-CAM++ maps (B, 1, S, S) of the heatmap source at input size."""
         return self.cam(model_input(rgb, size=self.input_size))[0]
 
+    def run(
+        self,
+        rgb: torch.Tensor,
+        explain: bool = False,
+        heatmaps: torch.Tensor | None = None,
+        seconds: dict | None = None,
+    ) -> Output:
+        """Everything one pass gives: embedding, the source's embedding and map (Heatmap models), and with
+        `explain` this model's own Grad-CAM++ map. `heatmaps` replaces the 4th channel (ablations);
+        `seconds` receives the time of the heatmap and of the embedding stage."""
+        started = time.perf_counter()
+        source_embedding = None
+        if self.uses_heatmap and heatmaps is None:
+            heatmaps, source_embedding = self.cam(model_input(rgb, size=self.input_size))
+        middle = time.perf_counter()
+        x = model_input(rgb, heatmaps if self.uses_heatmap else None, self.input_size)
+        explanation = None
+        if explain:
+            explanation, embedding = self.own_cam(x)
+        else:
+            with torch.no_grad():
+                embedding = self.model(x)
+        if seconds is not None:
+            seconds["heatmap"] = middle - started
+            seconds["embed"] = time.perf_counter() - middle
+        return Output(embedding, source_embedding, heatmaps if self.uses_heatmap else None, explanation)
+
     def embed(self, rgb: torch.Tensor, heatmaps: torch.Tensor | None = None) -> torch.Tensor:
         """RGB in [0, 1] (+ the heatmaps to use as the 4th channel, computed here if not given)."""
-        if self.uses_heatmap and heatmaps is None:
-            heatmaps = self.heatmaps(rgb)
-        with torch.no_grad():
-            return self.model(model_input(rgb, heatmaps if self.uses_heatmap else None, self.input_size))
+        return self.run(rgb, heatmaps=heatmaps).embedding
 
     def explain(
         self, rgb: torch.Tensor, heatmaps: torch.Tensor | None = None
@@ -67,11 +100,8 @@ class Recognizer:
         For a Heatmap model the input's 4th channel is the source's map; the explanation is the map of
         the model that made the embedding (the paper's served "heatmap vector" is this map, flattened).
         """
-        if self.uses_heatmap and heatmaps is None:
-            heatmaps = self.heatmaps(rgb)
-        x = model_input(rgb, heatmaps if self.uses_heatmap else None, self.input_size)
-        explanation, embedding = self.own_cam(x)
-        return embedding, explanation
+        out = self.run(rgb, explain=True, heatmaps=heatmaps)
+        return out.embedding, out.explanation
 
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Closed-set prediction over the training identities (the ArcFace head's largest cosine)."""

@@ -1,0 +1,93 @@
+"""Bulk gallery work from the command line: enrol a folder of people, re-embed with a new model.
+
+Both write to the same SQLite gallery the server reads, so they can run while it serves: running
+workers pick the changes up before their next search.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .engine import Engine
+from .gallery import Gallery, NewFace
+from .images import ImageError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+SOURCE_KEY = "enrolled_from"  # metadata key that makes a folder enrolment resumable
+
+
+def _people(folder: Path, only: set[str] | None) -> Iterator[tuple[str, list[Path]]]:
+    for person in sorted(p for p in folder.iterdir() if p.is_dir() and (only is None or p.name in only)):
+        images = sorted(p for p in person.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if images:
+            yield person.name, images
+
+
+def enrol_folder(
+    engine: Engine,
+    gallery: Gallery,
+    folder: Path,
+    aligned: bool = False,
+    max_bytes: int = 10 * 1024 * 1024,
+    max_pixels: int = 40_000_000,
+    limit_per_person: int | None = None,
+    only: set[str] | None = None,
+) -> dict:
+    """Enrol `<folder>/<person>/<images>`: one person per subfolder (or those in `only`), every image
+    with a face.
+
+    A person already enrolled from the same subfolder is skipped, so an interrupted run can simply be
+    started again. Returns counts and the images skipped (no face, unreadable).
+    """
+    folder = folder.resolve()
+    done = set()
+    offset = 0
+    while True:
+        page, total = gallery.list_persons(offset, 500)
+        done.update(p["metadata"].get(SOURCE_KEY) for p in page)
+        offset += len(page)
+        if offset >= total or not page:
+            break
+    report = {"persons": 0, "faces": 0, "already_enrolled": 0, "skipped": []}
+    people = list(_people(folder, only))
+    for name, images in tqdm(people, desc="enrolling", unit="person"):
+        source = str(folder / name)
+        if source in done:
+            report["already_enrolled"] += 1
+            continue
+        photos = []
+        for path in images[:limit_per_person]:
+            try:
+                photos.append(engine.photo(path.read_bytes(), max_bytes, max_pixels, aligned))
+            except ImageError as err:
+                report["skipped"].append({"image": str(path), "code": err.code, "message": err.message})
+        if not photos:
+            continue
+        vectors = engine.vectors_many([p.aligned for p in photos])
+        faces = [
+            NewFace(p.aligned, p.thumbnail(), v.by_space, p.describe()["box"], p.describe()["score"])
+            for p, v in zip(photos, vectors, strict=True)
+        ]
+        gallery.add_person(name, {SOURCE_KEY: source}, faces)
+        report["persons"] += 1
+        report["faces"] += len(faces)
+    return report
+
+
+def reembed(engine: Engine, gallery: Gallery, batch_size: int = 32) -> dict[str, int]:
+    """Compute the served model's vectors for every face that lacks them, from the stored aligned crops
+    (the photos themselves are not kept, and need not be: alignment does not depend on the model)."""
+    missing = {space: dict(gallery.faces_missing(space)) for space in engine.spaces}
+    crops = {fid: path for paths in missing.values() for fid, path in paths.items()}
+    todo = sorted(crops)
+    for start in tqdm(range(0, len(todo), batch_size), desc="re-embedding", unit="batch"):
+        chunk = todo[start : start + batch_size]
+        vectors = engine.vectors_many([np.asarray(Image.open(crops[f]).convert("RGB")) for f in chunk])
+        for space, paths in missing.items():
+            found = {f: v.by_space[space] for f, v in zip(chunk, vectors, strict=True) if f in paths}
+            if found:
+                gallery.set_vectors(space, found)
+    return {space: len(paths) for space, paths in missing.items()}

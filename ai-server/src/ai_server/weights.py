@@ -1,0 +1,108 @@
+"""Shipped weights: float16 model files plus `manifest.json` (sha256, provenance, metrics, calibration).
+
+The manifest is what the service trusts: every file is checked against its sha256 before use, a Heatmap
+model names its heatmap source by manifest name, and each model carries the similarity -> confidence
+calibration and the "no reliable match" threshold measured on validation pairs.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .models import load_model, sha256_file
+from .recognizer import Recognizer, eval_target
+from .settings import default_weights_dir
+
+MANIFEST = "manifest.json"
+
+
+class WeightsError(Exception):
+    """The weights folder is missing, incomplete or does not match its manifest."""
+
+
+def export_model(
+    model_file: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    name: str,
+    heatmap_source: str | None = None,
+    **facts,
+) -> dict:
+    """Write `model_file` as float16 `<out_dir>/<name>.pt` and return its manifest entry.
+
+    `heatmap_source` is the manifest name of the Base model whose maps feed a Heatmap model; `facts`
+    (calibration, no_match_threshold, metrics, training...) are stored in the entry as they are.
+    """
+    model_file, out_dir = Path(model_file), Path(out_dir)
+    blob = torch.load(model_file, map_location="cpu", weights_only=True)
+    config = dict(blob["config"])
+    if (config.get("heatmap") is None) != (heatmap_source is None):
+        raise WeightsError(f"{name}: a Heatmap model needs heatmap_source, a Base model must not have one")
+    if heatmap_source:
+        config["heatmap"] = {**config["heatmap"], "source": f"{heatmap_source}.pt"}
+    config.pop("train_config", None)  # provenance lives in the manifest entry
+    half = {
+        part: {k: v.half() if v.is_floating_point() else v for k, v in blob[part].items()}
+        for part in ("model", "head")
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.pt"
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"config": config, **half}, tmp)
+    os.replace(tmp, path)
+    return {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+        "arch": config["arch"],
+        "in_channels": config["in_channels"],
+        "input_size": config["input_size"],
+        "embedding_dim": config["embedding_dim"],
+        "heatmap_source": heatmap_source,
+        "cam_target": eval_target(config) if heatmap_source else None,
+        **facts,
+    }
+
+
+def write_manifest(out_dir: str | os.PathLike, models: dict[str, dict], default: str) -> Path:
+    if default not in models:
+        raise WeightsError(f"default model {default!r} is not among {sorted(models)}")
+    path = Path(out_dir) / MANIFEST
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"default": default, "models": models}, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_manifest(weights_dir: str | os.PathLike | None = None, verify: bool = True) -> dict:
+    """The manifest, with every model file checked against its sha256 (unless verify=False)."""
+    weights_dir = Path(weights_dir or default_weights_dir())
+    path = weights_dir / MANIFEST
+    if not path.exists():
+        raise WeightsError(f"no {MANIFEST} in {weights_dir}: the trained weights are missing")
+    manifest = json.loads(path.read_text())
+    for name, entry in manifest["models"].items():
+        file = weights_dir / entry["file"]
+        if not file.exists():
+            raise WeightsError(f"{name}: {file} is missing")
+        if verify and sha256_file(file) != entry["sha256"]:
+            raise WeightsError(f"{name}: {file} does not match the sha256 in {MANIFEST}")
+        if entry.get("heatmap_source") and entry["heatmap_source"] not in manifest["models"]:
+            raise WeightsError(f"{name}: heatmap source {entry['heatmap_source']!r} is not in {MANIFEST}")
+    return manifest
+
+
+def load_recognizer(
+    weights_dir: str | os.PathLike | None, name: str, manifest: dict, device: str = "cpu"
+) -> Recognizer:
+    """The named model (and its heatmap source) from a verified manifest, ready to embed faces."""
+    weights_dir = Path(weights_dir or default_weights_dir())
+    entry = manifest["models"][name]
+    model, head, config = load_model(weights_dir / entry["file"], device=device)
+    source = source_head = None
+    if entry.get("heatmap_source"):
+        source_entry = manifest["models"][entry["heatmap_source"]]
+        source, source_head, _ = load_model(weights_dir / source_entry["file"], device=device)
+    target = entry.get("cam_target") or "embedding_norm"
+    return Recognizer(model, head, config["input_size"], source, source_head, target, config)
