@@ -22,6 +22,10 @@ def _git_commit() -> str | None:
     return result.stdout.strip() or None
 
 
+def _is_heatmap_run(run_dir: Path) -> bool:
+    return bool(json.loads((run_dir / "config.json").read_text()).get("heatmap_source"))
+
+
 def summary(metrics: dict) -> dict:
     """The numbers worth carrying next to the weights (the full metrics stay in docs/results)."""
     out: dict = {"closed_set_f1": {}, "verification": {}, "identification": {}}
@@ -40,7 +44,8 @@ def ship(runs: Path, out_dir: Path, models: dict[str, str], default: str, comman
     A Heatmap model's source run must be shipped too."""
     name_of_run = {run: name for name, run in models.items()}
     entries = {}
-    for name, run in models.items():
+    base_first = sorted(models.items(), key=lambda item: _is_heatmap_run(runs / item[1]))
+    for name, run in base_first:
         run_dir = runs / run
         metrics = json.loads((run_dir / "metrics.json").read_text())
         log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
@@ -66,6 +71,7 @@ def ship(runs: Path, out_dir: Path, models: dict[str, str], default: str, comman
             metrics=summary(metrics),
             training={
                 "command": command,
+                "train_command": f"ai-server reproduce --runs {runs} --only {run}",
                 "run": run,
                 "git_commit": _git_commit(),
                 "data_version": data_version(),

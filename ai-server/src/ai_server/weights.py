@@ -39,8 +39,12 @@ def export_model(
     config = dict(blob["config"])
     if (config.get("heatmap") is None) != (heatmap_source is None):
         raise WeightsError(f"{name}: a Heatmap model needs heatmap_source, a Base model must not have one")
-    if heatmap_source:
-        config["heatmap"] = {**config["heatmap"], "source": f"{heatmap_source}.pt"}
+    if heatmap_source:  # point at the shipped source, so that `Recognizer.load` works on shipped files too
+        source_file = out_dir / f"{heatmap_source}.pt"
+        if not source_file.exists():
+            raise WeightsError(f"{name}: export its heatmap source {heatmap_source!r} first")
+        shipped = {"source": source_file.name, "sha256": sha256_file(source_file)}
+        config["heatmap"] = {**config["heatmap"], **shipped}
     config.pop("train_config", None)  # provenance lives in the manifest entry
     half = {
         part: {k: v.half() if v.is_floating_point() else v for k, v in blob[part].items()}
