@@ -1,0 +1,109 @@
+import { useState } from 'react';
+import { Image, Pressable, StyleSheet, Text, View } from 'react-native';
+
+import type { MatchResult } from '../api/types';
+import { GatewayImage } from '../components/GatewayImage';
+import { ResultCard } from '../components/ResultCard';
+import { TOUCH, useTheme } from '../components/theme';
+import { useFeedback } from '../hooks/useFeedback';
+
+interface Props {
+  result: MatchResult;
+  /** the photo as picked on this device, shown when the gateway has no stored copy link */
+  localUri?: string;
+}
+
+/** The query face (with a heatmap toggle), the no-match notice, and the ranked people. */
+export function ResultsView({ result, localUri }: Props) {
+  const theme = useTheme();
+  const [heatmap, setHeatmap] = useState(false);
+  const { byPerson, send } = useFeedback(result.search_id);
+  const query = result.image_url ?? null;
+  const canToggle = !!result.heatmap_url;
+
+  return (
+    <View style={styles.wrap}>
+      <View style={styles.queryRow}>
+        {heatmap && result.heatmap_url ? (
+          <GatewayImage
+            testID="heatmap-image"
+            link={result.heatmap_url}
+            label="Heatmap of the face regions that drove the match"
+            style={styles.query}
+          />
+        ) : query ? (
+          <GatewayImage testID="query-image" link={query} label="The searched photo" style={styles.query} />
+        ) : localUri ? (
+          <Image
+            testID="query-image"
+            accessibilityLabel="The searched photo"
+            source={{ uri: localUri }}
+            style={styles.query}
+          />
+        ) : null}
+        {canToggle ? (
+          <Pressable
+            accessibilityRole="switch"
+            accessibilityLabel="Show heatmap"
+            accessibilityHint="Highlights the face regions that drove the match"
+            accessibilityState={{ checked: heatmap }}
+            onPress={() => setHeatmap((v) => !v)}
+            style={[styles.toggle, { borderColor: theme.primary, backgroundColor: heatmap ? theme.primary : 'transparent' }]}
+          >
+            <Text style={{ color: heatmap ? theme.onPrimary : theme.primary, fontWeight: '600' }}>
+              {heatmap ? 'Heatmap on' : 'Heatmap off'}
+            </Text>
+          </Pressable>
+        ) : null}
+      </View>
+
+      {result.no_match ? (
+        <View
+          testID="no-match"
+          accessibilityRole="alert"
+          style={[styles.noMatch, { borderColor: theme.warning, backgroundColor: theme.card }]}
+        >
+          <Text style={[styles.noMatchTitle, { color: theme.text }]}>No reliable match</Text>
+          <Text style={{ color: theme.text }}>
+            Nobody in the gallery is similar enough to this face to be a reliable match. The closest people are
+            listed below only for reference.
+          </Text>
+        </View>
+      ) : null}
+
+      <Text accessibilityRole="header" style={[styles.heading, { color: theme.text }]}>
+        {result.no_match ? 'Closest people' : `Top ${result.matches.length} people`}
+      </Text>
+      {result.matches.length === 0 ? (
+        <Text style={{ color: theme.muted }}>The gallery is empty: nobody is enrolled yet.</Text>
+      ) : null}
+      {result.matches.map((match) => (
+        <ResultCard
+          key={match.person_id}
+          match={match}
+          threshold={result.threshold}
+          feedback={byPerson[match.person_id]}
+          onFeedback={(correct) => send(match.person_id, correct)}
+        />
+      ))}
+    </View>
+  );
+}
+
+const styles = StyleSheet.create({
+  wrap: { gap: 12 },
+  queryRow: { flexDirection: 'row', gap: 12, alignItems: 'center', flexWrap: 'wrap' },
+  query: { width: 160, height: 160, borderRadius: 12, backgroundColor: '#8884' },
+  toggle: {
+    minHeight: TOUCH,
+    minWidth: TOUCH,
+    paddingHorizontal: 16,
+    borderRadius: 22,
+    borderWidth: 2,
+    alignItems: 'center',
+    justifyContent: 'center',
+  },
+  noMatch: { borderWidth: 2, borderRadius: 12, padding: 14, gap: 6 },
+  noMatchTitle: { fontSize: 18, fontWeight: '800' },
+  heading: { fontSize: 20, fontWeight: '700' },
+});

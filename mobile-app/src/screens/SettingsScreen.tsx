@@ -1,0 +1,110 @@
+import { useEffect, useState } from 'react';
+import { StyleSheet, Text, TextInput, View } from 'react-native';
+
+import { createClient } from '../api/client';
+import { describeError } from '../api/messages';
+import { Button } from '../components/Button';
+import { Screen } from '../components/Screen';
+import { TOUCH, useTheme } from '../components/theme';
+import type { StoredSettings } from '../storage/settings';
+
+interface Props {
+  settings: StoredSettings;
+  onSave: (next: StoredSettings) => Promise<void>;
+}
+
+type Check = { state: 'idle' } | { state: 'checking' } | { state: 'done'; ok: boolean; text: string };
+
+/** Gateway address and API key, and a connection check against /readyz. */
+export function SettingsScreen({ settings, onSave }: Props) {
+  const theme = useTheme();
+  const [baseUrl, setBaseUrl] = useState(settings.baseUrl);
+  const [apiKey, setApiKey] = useState(settings.apiKey);
+  const [saved, setSaved] = useState(false);
+  const [check, setCheck] = useState<Check>({ state: 'idle' });
+
+  useEffect(() => setSaved(false), [baseUrl, apiKey]);
+
+  async function save() {
+    await onSave({ baseUrl, apiKey });
+    setSaved(true);
+  }
+
+  async function checkConnection() {
+    if (!/^https?:\/\/[^/\s]+/.test(baseUrl.trim())) {
+      setCheck({ state: 'done', ok: false, text: 'Enter the gateway address, starting with http:// or https://.' });
+      return;
+    }
+    setCheck({ state: 'checking' });
+    try {
+      const client = createClient({ baseUrl, apiKey });
+      const ready = await client.readyz();
+      const keyNote = apiKey.trim() ? '' : ' No API key is set: searches will be refused.';
+      setCheck({ state: 'done', ok: ready.ready, text: ready.detail + (ready.ready ? keyNote : '') });
+    } catch (error) {
+      const problem = describeError(error);
+      setCheck({ state: 'done', ok: false, text: `${problem.title}. ${problem.detail}` });
+    }
+  }
+
+  const input = [styles.input, { color: theme.text, borderColor: theme.border, backgroundColor: theme.card }];
+  return (
+    <Screen title="Settings">
+      <View style={styles.field}>
+        <Text nativeID="url-label" style={[styles.label, { color: theme.text }]}>Gateway address</Text>
+        <TextInput
+          accessibilityLabel="Gateway address"
+          accessibilityLabelledBy="url-label"
+          value={baseUrl}
+          onChangeText={setBaseUrl}
+          placeholder="https://gateway.example.org"
+          placeholderTextColor={theme.muted}
+          autoCapitalize="none"
+          autoCorrect={false}
+          keyboardType="url"
+          style={input}
+        />
+      </View>
+      <View style={styles.field}>
+        <Text nativeID="key-label" style={[styles.label, { color: theme.text }]}>API key</Text>
+        <TextInput
+          accessibilityLabel="API key"
+          accessibilityLabelledBy="key-label"
+          value={apiKey}
+          onChangeText={setApiKey}
+          secureTextEntry
+          autoCapitalize="none"
+          autoCorrect={false}
+          style={input}
+        />
+      </View>
+      <View style={styles.row}>
+        <Button title="Save" label="Save settings" onPress={save} />
+        <Button
+          title="Check connection"
+          kind="secondary"
+          busy={check.state === 'checking'}
+          onPress={checkConnection}
+        />
+      </View>
+      {saved ? <Text accessibilityLiveRegion="polite" style={{ color: theme.success }}>Saved.</Text> : null}
+      {check.state === 'done' ? (
+        <Text
+          accessibilityRole="alert"
+          testID="connection-result"
+          style={{ color: check.ok ? theme.success : theme.danger, fontSize: 16 }}
+        >
+          {check.ok ? '✓ ' : '✗ '}
+          {check.text}
+        </Text>
+      ) : null}
+    </Screen>
+  );
+}
+
+const styles = StyleSheet.create({
+  field: { gap: 6 },
+  label: { fontSize: 16, fontWeight: '600' },
+  input: { minHeight: TOUCH, borderWidth: 1, borderRadius: 10, paddingHorizontal: 12, fontSize: 16 },
+  row: { flexDirection: 'row', gap: 10, flexWrap: 'wrap' },
+});
