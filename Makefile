@@ -6,7 +6,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 DATA ?= $(or $(FACE_DATA_DIR),../shared/data)
 
-.PHONY: run test lint test-ai-server test-gateway test-app venv lock bench-cam train reproduce demo-gallery
+.PHONY: run test lint test-ai-server test-gateway test-app venv lock bench-cam train reproduce report evaluate demo-gallery
 
 $(VENV)/.installed: requirements-dev.lock ai-server/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,14 @@ train: venv
 # The full protocol (docs/results.md gives its budget): resumable, rerun to continue.
 reproduce: venv
 	$(BIN)/ai-server reproduce --runs runs/repro
+
+# docs/results.md and docs/figures from the committed metrics (add --collect runs/repro after new runs).
+report: venv
+	$(BIN)/ai-server report
+
+# Re-evaluate the shipped weights on this CPU (about an hour on 2 cores), then regenerate the report.
+evaluate: venv
+	$(BIN)/ai-server --threads 2 report --evaluate-shipped
 
 bench-cam: venv
 	$(BIN)/python bench/cam_bench.py

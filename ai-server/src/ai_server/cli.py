@@ -1,4 +1,5 @@
-"""`ai-server` command line: research commands now (train, evaluate); serving commands join them later."""
+"""`ai-server` command line: research (train, evaluate, reproduce, report, ship) and service commands
+(serve, enrol, reembed, gallery)."""
 
 import argparse
 import json
@@ -11,6 +12,7 @@ import torch
 from .gallery import GalleryError
 from .images import ImageError
 from .perturb import ALL_CONDITIONS, Condition
+from .settings import default_weights_dir
 from .weights import WeightsError
 
 
@@ -67,6 +69,17 @@ def _ship(args: argparse.Namespace) -> None:
     models = dict(item.split("=", 1) for item in args.model)
     command = "ai-server " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(ship(Path(args.runs), Path(args.out), models, args.default, command))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from .report import collect, evaluate_shipped, write_report
+
+    results, weights = Path(args.results), Path(args.weights)
+    if args.collect:
+        print(f"copied the metrics of {len(collect(Path(args.collect), results))} runs into {results}")
+    if args.evaluate_shipped:
+        evaluate_shipped(weights, results)
+    print(write_report(results, Path(args.docs), weights))
 
 
 def _service(args: argparse.Namespace, verify: bool = True):
@@ -183,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--default", required=True, help="the manifest name served by default")
     p.set_defaults(run=_ship)
+
+    p = sub.add_parser("report", help="write docs/results.md and docs/figures from the committed metrics")
+    p.add_argument("--collect", metavar="RUNS", help="first copy every evaluated run's metrics from RUNS")
+    p.add_argument("--evaluate-shipped", action="store_true", help="first re-evaluate the shipped weights")
+    p.add_argument("--results", default="docs/results")
+    p.add_argument("--docs", default="docs")
+    p.add_argument("--weights", default=str(default_weights_dir()))
+    p.set_defaults(run=_report)
 
     p = sub.add_parser("serve", help="run the HTTP service under gunicorn (AI_SERVER_* variables)")
     p.set_defaults(run=_serve)

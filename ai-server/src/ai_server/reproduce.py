@@ -2,7 +2,9 @@
 
 For each backbone and seed: a Base model (RGB), a Heatmap model seeded from it (RGB + its Grad-CAM++ maps,
 4-channel stem widened from the Base weights), and a Heatmap model from scratch with the same maps (so
-that the heatmap's effect is not confused with longer training). Each run is `ai-server train` in its own
+that the heatmap's effect is not confused with longer training). On the served backbone, also a Base model
+trained on from its Base for the same budget as the seeded Heatmap model ("continued"): the fair control
+for the seeded model's extra epochs. Each run is `ai-server train` in its own
 process with one thread: on two cores two such jobs train faster in total than one job with two threads.
 Finished runs are skipped; unfinished ones resume after their last epoch; then each is evaluated.
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 
 RECIPES = Path(__file__).resolve().parents[2] / "configs" / "repro"
 SEEDS = {"shufflenet_v2_x1_0": (0, 1, 2), "mobilenet_v3_large": (0,), "efficientnet_b0": (0,)}
+CONTINUED = {"shufflenet_v2_x1_0"}  # backbones that get the equal-budget Base control
 SHORT = {
     "shufflenet_v2_x1_0": "shufflenet",
     "mobilenet_v3_large": "mobilenet",
@@ -48,6 +51,8 @@ def protocol(runs: Path, overrides: dict, evaluate_args: list[str]) -> list[Job]
             ),
             f"{SHORT[arch]}-scratch-s{seed}": ({"in_channels": 4, "heatmap_source": base_model}, [base]),
         }
+        if arch in CONTINUED:
+            variants[f"{SHORT[arch]}-continued-s{seed}"] = ({"init_from": base_model}, [base])
         for name, (extra, needs) in variants.items():
             config_path = runs / "configs" / f"{name}.json"
             config_path.parent.mkdir(parents=True, exist_ok=True)
