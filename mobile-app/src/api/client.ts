@@ -3,9 +3,10 @@ import type {
   Enrolment,
   ErrorEnvelope,
   Feedback,
-  MatchResult,
+  MatchResponse,
   PhotoFile,
-  SearchPage,
+  Search,
+  SearchList,
 } from './types';
 
 /** Every path the app calls, as written in the gateway's OpenAPI file (checked by a unit test). */
@@ -54,9 +55,9 @@ export interface Readiness {
 
 export interface GatewayApi {
   readyz(): Promise<Readiness>;
-  match(photo: PhotoFile, k: number, options?: UploadOptions): Promise<MatchResult>;
-  listSearches(offset?: number, limit?: number): Promise<SearchPage>;
-  getSearch(searchId: string): Promise<MatchResult>;
+  match(photo: PhotoFile, k: number, options?: UploadOptions): Promise<MatchResponse>;
+  listSearches(offset?: number, limit?: number): Promise<SearchList>;
+  getSearch(searchId: string): Promise<Search>;
   sendFeedback(searchId: string, feedback: Feedback): Promise<void>;
   enrol(
     name: string,
@@ -68,6 +69,8 @@ export interface GatewayApi {
   resolve(link: string): string;
   /** headers an <Image> needs to load a protected link */
   imageHeaders(): Record<string, string>;
+  /** a protected image's bytes (the web's <img> cannot send the API key header) */
+  fetchImage(link: string): Promise<Blob>;
 }
 
 function trimSlash(url: string): string {
@@ -110,6 +113,8 @@ export function createClient(config: ClientConfig): GatewayApi {
   const timeoutMs = config.timeoutMs ?? 15_000;
   const uploadTimeoutMs = config.uploadTimeoutMs ?? 60_000;
   const url = (path: string) => base + path;
+  const resolve = (link: string) =>
+    /^(https?:|data:|blob:)/.test(link) ? link : base + (link.startsWith('/') ? link : `/${link}`);
   const authHeaders = (): Record<string, string> => (config.apiKey ? { 'X-API-Key': config.apiKey } : {});
 
   async function request<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
@@ -225,15 +230,16 @@ export function createClient(config: ClientConfig): GatewayApi {
       appendPhoto(form, 'image', photo);
       form.append('k', String(k));
       form.append('explain', 'true');
-      return upload<MatchResult>(ENDPOINTS.match.path, form, options);
+      return upload<MatchResponse>(ENDPOINTS.match.path, form, options);
     },
 
     listSearches(offset = 0, limit = 20) {
-      return request<SearchPage>('GET', `${ENDPOINTS.searches.path}?offset=${offset}&limit=${limit}`);
+      return request<SearchList>('GET', `${ENDPOINTS.searches.path}?offset=${offset}&limit=${limit}`);
     },
 
-    getSearch(searchId) {
-      return request<MatchResult>('GET', fill(ENDPOINTS.search.path, searchId));
+    async getSearch(searchId) {
+      const body = await request<{ search: Search }>('GET', fill(ENDPOINTS.search.path, searchId));
+      return body.search;
     },
 
     async sendFeedback(searchId, feedback) {
@@ -250,11 +256,21 @@ export function createClient(config: ClientConfig): GatewayApi {
       return upload<Enrolment>(ENDPOINTS.persons.path, form, options);
     },
 
-    resolve(link) {
-      if (/^(https?:|data:|blob:)/.test(link)) return link;
-      return base + (link.startsWith('/') ? link : `/${link}`);
-    },
+    resolve,
 
     imageHeaders: authHeaders,
+
+    async fetchImage(link) {
+      let response: Response;
+      try {
+        response = await fetch(resolve(link), { headers: authHeaders() });
+      } catch {
+        throw new ApiError('network_error', 'The gateway could not be reached.');
+      }
+      if (!response.ok) {
+        throw parseEnvelope(response.status, await response.text(), null);
+      }
+      return response.blob();
+    },
   };
 }

@@ -93,8 +93,8 @@ export function confidenceLevel(
   threshold: number | null,
 ): ConfidenceLevel {
   if (confidence !== null) {
-    if (confidence >= 0.8) return 'likely';
-    if (confidence >= 0.4) return 'possible';
+    if (confidence >= 0.9) return 'likely';
+    if (confidence >= 0.5) return 'possible';
     return 'unlikely';
   }
   if (threshold !== null && similarity >= threshold) return 'possible';

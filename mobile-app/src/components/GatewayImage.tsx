@@ -1,10 +1,9 @@
-import { useContext } from 'react';
-import { Image, type ImageStyle, type StyleProp } from 'react-native';
+import { Image, type ImageStyle, type StyleProp, View } from 'react-native';
 
-import { ClientContext } from '../hooks/ClientContext';
+import { useGatewayImage } from '../hooks/useGatewayImage';
 
 interface Props {
-  link: string;
+  link: string | null;
   label: string;
   style: StyleProp<ImageStyle>;
   testID?: string;
@@ -12,15 +11,16 @@ interface Props {
 
 /** An image link returned by the gateway (thumbnail, stored query, heatmap), loaded with the API key. */
 export function GatewayImage({ link, label, style, testID }: Props) {
-  const client = useContext(ClientContext);
-  const uri = client ? client.resolve(link) : link;
-  const headers = client && !/^(data:|blob:|file:)/.test(uri) ? client.imageHeaders() : undefined;
+  const source = useGatewayImage(link);
+  if (!source) {
+    return <View accessible accessibilityRole="image" accessibilityLabel={label} style={style} testID={testID} />;
+  }
   return (
     <Image
       accessible
       accessibilityRole="image"
       accessibilityLabel={label}
-      source={{ uri, headers }}
+      source={source}
       style={style}
       resizeMode="cover"
       testID={testID}

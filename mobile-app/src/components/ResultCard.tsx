@@ -24,6 +24,7 @@ function feedbackText(status: FeedbackStatus): string {
 /** One ranked person: thumbnail, name, similarity, confidence and the feedback buttons. */
 export function ResultCard({ match, threshold, feedback, onFeedback }: Props) {
   const theme = useTheme();
+  const name = match.name ?? 'Deleted person';
   const busy = feedback?.state === 'sending';
   return (
     <View
@@ -31,10 +32,10 @@ export function ResultCard({ match, threshold, feedback, onFeedback }: Props) {
       style={[styles.card, { backgroundColor: theme.card, borderColor: theme.border }]}
     >
       <View style={styles.row}>
-        <GatewayImage link={match.thumbnail_url} label={`Photo of ${match.name}`} style={styles.thumb} />
+        <GatewayImage link={match.thumbnail_url} label={`Photo of ${name}`} style={styles.thumb} />
         <View style={styles.body}>
           <Text style={[styles.name, { color: theme.text }]} numberOfLines={2}>
-            {match.rank}. {match.name}
+            {match.rank}. {name}
           </Text>
           <Text style={{ color: theme.muted }}>Similarity {match.similarity.toFixed(2)}</Text>
           <ConfidenceBar confidence={match.confidence} similarity={match.similarity} threshold={threshold} />
@@ -44,7 +45,7 @@ export function ResultCard({ match, threshold, feedback, onFeedback }: Props) {
         <Button
           title="Correct"
           kind="secondary"
-          label={`${match.name} is the right person`}
+          label={`${name} is the right person`}
           selected={feedback?.state === 'sent' && feedback.correct}
           disabled={busy}
           onPress={() => onFeedback(true)}
@@ -52,7 +53,7 @@ export function ResultCard({ match, threshold, feedback, onFeedback }: Props) {
         <Button
           title="Not this person"
           kind="secondary"
-          label={`${match.name} is not this person`}
+          label={`${name} is not this person`}
           selected={feedback?.state === 'sent' && !feedback.correct}
           disabled={busy}
           onPress={() => onFeedback(false)}

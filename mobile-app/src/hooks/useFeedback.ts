@@ -1,5 +1,6 @@
 import { useCallback, useState } from 'react';
 
+import type { StoredFeedback } from '../api/types';
 import { useClient } from './ClientContext';
 
 export type FeedbackStatus =
@@ -7,10 +8,19 @@ export type FeedbackStatus =
   | { state: 'sent'; correct: boolean }
   | { state: 'error'; correct: boolean; error: unknown };
 
-/** Per-person feedback ("correct" / "not this person") on one search. */
-export function useFeedback(searchId: string) {
+function initialState(stored: StoredFeedback[]): Record<string, FeedbackStatus> {
+  const out: Record<string, FeedbackStatus> = {};
+  // oldest first, so the latest feedback on a person wins
+  for (const item of [...stored].sort((a, b) => a.created_at - b.created_at)) {
+    out[item.person_id] = { state: 'sent', correct: item.correct };
+  }
+  return out;
+}
+
+/** Per-person feedback ("correct" / "not this person") on one search, starting from what was stored. */
+export function useFeedback(searchId: string, stored: StoredFeedback[] = []) {
   const client = useClient();
-  const [byPerson, setByPerson] = useState<Record<string, FeedbackStatus>>({});
+  const [byPerson, setByPerson] = useState<Record<string, FeedbackStatus>>(() => initialState(stored));
 
   const send = useCallback(
     async (personId: string, correct: boolean) => {

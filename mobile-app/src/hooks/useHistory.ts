@@ -1,6 +1,6 @@
 import { useCallback, useState } from 'react';
 
-import type { SearchSummary } from '../api/types';
+import type { Search } from '../api/types';
 import { useClient } from './ClientContext';
 
 const PAGE = 20;
@@ -8,7 +8,7 @@ const PAGE = 20;
 /** The caller's past searches, newest first, a page at a time. */
 export function useHistory() {
   const client = useClient();
-  const [items, setItems] = useState<SearchSummary[]>([]);
+  const [items, setItems] = useState<Search[]>([]);
   const [next, setNext] = useState<number | null>(0);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -20,7 +20,8 @@ export function useHistory() {
       try {
         const page = await client().listSearches(offset, PAGE);
         setItems((before) => (offset === 0 ? page.searches : [...before, ...page.searches]));
-        setNext(page.next_offset);
+        const end = page.offset + page.searches.length;
+        setNext(page.searches.length > 0 && end < page.total ? end : null);
       } catch (e) {
         setError(e);
       } finally {

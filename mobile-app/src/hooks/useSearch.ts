@@ -1,12 +1,12 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 
-import type { MatchResult, PhotoFile } from '../api/types';
+import { fromMatch, type PhotoFile, type Results } from '../api/types';
 import { useClient } from './ClientContext';
 
 export type SearchState =
   | { status: 'idle' }
   | { status: 'uploading'; progress: number }
-  | { status: 'done'; result: MatchResult }
+  | { status: 'done'; result: Results }
   | { status: 'error'; error: unknown };
 
 /** One search at a time: upload with progress, cancel, retry the last photo. */
@@ -26,13 +26,13 @@ export function useSearch() {
       last.current = { photo, k };
       setState({ status: 'uploading', progress: 0 });
       try {
-        const result = await client().match(photo, k, {
+        const response = await client().match(photo, k, {
           signal: current.signal,
           onProgress: (progress) => {
             if (controller.current === current) setState({ status: 'uploading', progress });
           },
         });
-        if (controller.current === current) setState({ status: 'done', result });
+        if (controller.current === current) setState({ status: 'done', result: fromMatch(response) });
       } catch (error) {
         if (controller.current === current) setState({ status: 'error', error });
       }

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { ActivityIndicator, Pressable, StyleSheet, Text, View } from 'react-native';
 
-import type { SearchSummary } from '../api/types';
+import type { Search } from '../api/types';
 import { Button } from '../components/Button';
 import { ProblemPanel } from '../components/ProblemPanel';
 import { Screen } from '../components/Screen';
@@ -10,15 +10,14 @@ import { useHistory } from '../hooks/useHistory';
 import { useSearchDetail } from '../hooks/useSearchDetail';
 import { ResultsView } from './ResultsView';
 
-function when(value: string | number): string {
-  const date = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
-  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+function when(seconds: number): string {
+  return new Date(seconds * 1000).toLocaleString();
 }
 
-function summary(item: SearchSummary): string {
-  if (item.no_match) return 'No reliable match';
-  if (item.top_match) return `Best match: ${item.top_match.name}`;
-  return 'Search';
+function summary(item: Search): string {
+  const best = item.result.matches[0];
+  if (item.result.no_match || !best) return 'No reliable match';
+  return `Best match: ${best.name ?? 'deleted person'}`;
 }
 
 /** Past searches, newest first; each reopens its results. */
@@ -43,11 +42,11 @@ export function HistoryScreen() {
       ) : null}
       {items.map((item) => (
         <Pressable
-          key={item.search_id}
-          testID={`history-${item.search_id}`}
+          key={item.id}
+          testID={`history-${item.id}`}
           accessibilityRole="button"
           accessibilityLabel={`${summary(item)}, ${when(item.created_at)}. Open results`}
-          onPress={() => setOpen(item.search_id)}
+          onPress={() => setOpen(item.id)}
           style={[styles.item, { backgroundColor: theme.card, borderColor: theme.border }]}
         >
           <Text style={[styles.title, { color: theme.text }]}>{summary(item)}</Text>

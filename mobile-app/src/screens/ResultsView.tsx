@@ -1,24 +1,21 @@
 import { useState } from 'react';
-import { Image, Pressable, StyleSheet, Text, View } from 'react-native';
+import { Pressable, StyleSheet, Text, View } from 'react-native';
 
-import type { MatchResult } from '../api/types';
+import type { Results } from '../api/types';
 import { GatewayImage } from '../components/GatewayImage';
 import { ResultCard } from '../components/ResultCard';
 import { TOUCH, useTheme } from '../components/theme';
 import { useFeedback } from '../hooks/useFeedback';
 
 interface Props {
-  result: MatchResult;
-  /** the photo as picked on this device, shown when the gateway has no stored copy link */
-  localUri?: string;
+  result: Results;
 }
 
 /** The query face (with a heatmap toggle), the no-match notice, and the ranked people. */
-export function ResultsView({ result, localUri }: Props) {
+export function ResultsView({ result }: Props) {
   const theme = useTheme();
   const [heatmap, setHeatmap] = useState(false);
-  const { byPerson, send } = useFeedback(result.search_id);
-  const query = result.image_url ?? null;
+  const { byPerson, send } = useFeedback(result.search_id, result.feedback);
   const canToggle = !!result.heatmap_url;
 
   return (
@@ -31,16 +28,14 @@ export function ResultsView({ result, localUri }: Props) {
             label="Heatmap of the face regions that drove the match"
             style={styles.query}
           />
-        ) : query ? (
-          <GatewayImage testID="query-image" link={query} label="The searched photo" style={styles.query} />
-        ) : localUri ? (
-          <Image
+        ) : (
+          <GatewayImage
             testID="query-image"
-            accessibilityLabel="The searched photo"
-            source={{ uri: localUri }}
+            link={result.image_url}
+            label="The searched photo"
             style={styles.query}
           />
-        ) : null}
+        )}
         {canToggle ? (
           <Pressable
             accessibilityRole="switch"

@@ -73,7 +73,7 @@ export function SearchScreen() {
       {state.status === 'error' ? <ProblemPanel error={state.error} onRetry={retry} /> : null}
       {state.status === 'done' ? (
         <>
-          <ResultsView result={state.result} localUri={photo?.uri} />
+          <ResultsView result={state.result} />
           <Button
             title="New search"
             kind="secondary"
