@@ -78,7 +78,7 @@ export function ResultsView({ result }: Props) {
           match={match}
           threshold={result.threshold}
           feedback={byPerson[match.person_id]}
-          onFeedback={(correct) => send(match.person_id, correct)}
+          onFeedback={(correct) => void send(match.person_id, correct)}
         />
       ))}
     </View>
