@@ -8,18 +8,20 @@ DATA ?= $(or $(FACE_DATA_DIR),../shared/data)
 
 .PHONY: run test lint test-ai-server test-gateway test-app venv lock bench-cam train reproduce report evaluate demo-gallery
 
-$(VENV)/.installed: requirements-dev.lock ai-server/pyproject.toml
+$(VENV)/.installed: requirements-dev.lock ai-server/pyproject.toml gateway/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --no-deps -r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e ai-server
+	$(BIN)/pip install --quiet --no-deps -e gateway
 	touch $@
 
 venv: $(VENV)/.installed
 
-# The ai-server under gunicorn on 127.0.0.1:5000 with the shipped weights; gallery under data/ai-server.
+# The gateway on :8080 (API, docs, web app) in front of the ai-server on 127.0.0.1:5000 (shipped weights);
+# data under data/ (gallery, searches, the local admin key). Ctrl-C stops both.
 run: venv
 	@test -f model-weights/manifest.json || { echo "model-weights/manifest.json is missing: the trained weights are not shipped yet"; exit 1; }
-	$(BIN)/ai-server serve
+	$(BIN)/python scripts/run.py
 
 # Enrol the CelebA validation identities of ../shared/data (3 photos each) into the local gallery.
 demo-gallery: venv
@@ -36,6 +38,7 @@ test-ai-server: venv
 
 # Filled in by the gateway (issue 6) and the app (issue 7).
 test-gateway: venv
+	$(BIN)/pytest gateway/tests
 
 test-app:
 

@@ -1,0 +1,160 @@
+"""Calls to the ai-server: a timeout on every call, bounded retries for idempotent ones, a circuit breaker.
+
+Retries (with exponential backoff) apply only to GET and DELETE, and only to failures where the ai-server
+gave no answer or said it is unavailable (connection error, timeout, 502/503/504); a POST is sent once,
+so an enrolment is never made twice. After `breaker_failures` consecutive failures the circuit opens and
+every call fails at once with 503 `ai_unavailable` until, `breaker_reset_s` later, one trial call is let
+through: its success closes the circuit again.
+"""
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from . import telemetry
+from .errors import ApiError
+from .settings import Settings
+
+log = logging.getLogger("gateway")
+IDEMPOTENT = {"GET", "HEAD", "DELETE"}
+UNAVAILABLE = {502, 503, 504}
+
+
+class CircuitBreaker:
+    def __init__(self, failures: int, reset_s: float):
+        self.threshold, self.reset_s = failures, reset_s
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.trial = False
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if not self.trial and time.monotonic() - self.opened_at >= self.reset_s:
+            self.trial = True  # half-open: exactly one call finds out whether the ai-server is back
+            return True
+        return False
+
+    def retry_after(self) -> float:
+        if self.opened_at is None:
+            return 1.0
+        return max(1.0, self.reset_s - (time.monotonic() - self.opened_at))
+
+    def success(self) -> None:
+        self.failures, self.opened_at, self.trial = 0, None, False
+        telemetry.CIRCUIT_OPEN.set(0)
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.trial or self.failures >= self.threshold:
+            self.opened_at = time.monotonic()
+            telemetry.CIRCUIT_OPEN.set(1)
+        self.trial = False
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    content_type: str
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Upstream:
+    def __init__(self, settings: Settings, on_failure: Callable[[dict], None]):
+        self.base = settings.ai_server_url.rstrip("/")
+        self.settings = settings
+        self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
+        self.on_failure = on_failure
+        self.session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=4 * self.settings.max_inflight + 16),
+            auto_decompress=False,
+        )
+
+    async def close(self) -> None:
+        if self.session:
+            await self.session.close()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        request_id: str,
+        *,
+        data=None,
+        params: dict | None = None,
+        timeout_s: float | None = None,
+    ) -> Reply:
+        """The ai-server's reply (any status it chose), or ApiError 503 ai_unavailable / 502."""
+        attempts = 1 + (self.settings.retries if method in IDEMPOTENT else 0)
+        timeout = aiohttp.ClientTimeout(
+            total=timeout_s or self.settings.timeout_s, sock_connect=self.settings.connect_timeout_s
+        )
+        reason = ""
+        for attempt in range(attempts):
+            if not self.breaker.allow():
+                raise ApiError(
+                    503,
+                    "ai_unavailable",
+                    "the recognition service is unavailable; try again shortly",
+                    self.breaker.retry_after(),
+                )
+            started = time.perf_counter()
+            try:
+                async with self.session.request(
+                    method,
+                    self.base + path,
+                    data=data,
+                    params=params,
+                    timeout=timeout,
+                    headers={"X-Request-ID": request_id},
+                ) as response:
+                    body = await response.read()
+                    reply = Reply(response.status, body, response.headers.get("Content-Type", ""))
+                call = {"/v1/match": "match", "/readyz": "readyz"}.get(path, "persons")
+                telemetry.UPSTREAM_SECONDS.labels(call).observe(time.perf_counter() - started)
+                if reply.status not in UNAVAILABLE:
+                    self.breaker.success()
+                    if reply.status >= 500:
+                        self._failed(request_id, method, path, started, f"ai-server answered {reply.status}")
+                        message = "the recognition service failed on this request"
+                        raise ApiError(502, "upstream_error", message)
+                    return reply
+                reason = f"ai-server answered {reply.status}: {body[:200].decode(errors='replace')}"
+            except (TimeoutError, aiohttp.ClientError, OSError) as err:
+                reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+            self.breaker.failure()
+            self._failed(request_id, method, path, started, reason)
+            if attempt + 1 < attempts:
+                await asyncio.sleep(0.05 * 2**attempt * (1 + random.random() / 2))
+        raise ApiError(
+            503, "ai_unavailable", "the recognition service is unavailable; try again shortly", 1.0
+        )
+
+    def _failed(self, request_id: str, method: str, path: str, started: float, reason: str) -> None:
+        ms = 1000 * (time.perf_counter() - started)
+        log.warning("upstream failure", extra={"request_id": request_id, "path": path, "reason": reason})
+        self.on_failure(
+            {
+                "ts": time.time(),
+                "request_id": request_id,
+                "kind": "upstream",
+                "method": method,
+                "path": path,
+                "status": 0,
+                "code": "upstream_failure",
+                "reason": reason[:500],
+                "ms": round(ms, 1),
+            }
+        )
