@@ -6,7 +6,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 DATA ?= $(or $(FACE_DATA_DIR),../shared/data)
 
-.PHONY: run test lint test-ai-server test-gateway test-app venv lock bench-cam train reproduce report evaluate demo-gallery
+.PHONY: run test lint test-ai-server test-gateway test-app app-build chromium venv lock bench-cam train reproduce report evaluate demo-gallery
 
 $(VENV)/.installed: requirements-dev.lock ai-server/pyproject.toml gateway/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,31 @@ test-ai-server: venv
 test-gateway: venv
 	$(BIN)/pytest gateway/tests
 
-test-app:
+# The app (issue 7): npm ci when node_modules is missing or older than the lock, type check, jest, the web
+# build (mobile-app/dist, which the gateway serves at /), then the browser test against the real services.
+test-app: venv app-build chromium
+	cd $(APP) && npx tsc --noEmit && npx jest --ci --maxWorkers=1
+	$(BIN)/pytest -q $(APP)/e2e
+
+APP := mobile-app
+APP_SOURCES := $(shell find $(APP)/src $(APP)/assets -type f 2>/dev/null) \
+	$(addprefix $(APP)/,App.tsx index.ts app.json tsconfig.json package.json)
+
+$(APP)/node_modules/.ci-installed: $(APP)/package-lock.json
+	cd $(APP) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(APP)/dist/index.html: $(APP)/node_modules/.ci-installed $(APP_SOURCES)
+	cd $(APP) && EXPO_OFFLINE=1 EXPO_NO_TELEMETRY=1 CI=1 npx expo export --platform web --output-dir dist
+	touch $@
+
+# The web build of the app in mobile-app/dist (rebuilt when its sources change).
+app-build: $(APP)/dist/index.html
+
+# Debian's Chromium for the browser test, installed when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # The reproduction protocol on a tiny CPU budget (minutes): every model kind, 8 identities, 2 epochs.
 train: venv
