@@ -190,10 +190,13 @@ def test_bad_input_is_refused_clearly_and_nothing_is_stored(api, admin, gateway,
     if case.startswith("k ") or case.startswith("explain"):  # a valid photo: only the parameter is wrong
         kwargs = {**kwargs, "files": {"image": ("a.jpg", photo(people()[IDS[0]][0]))}}
     before = api("GET", "/v1/searches").json()["total"]
+    files_before = {p for p in (gateway.data_dir / "images").rglob("*") if p.is_file()}
     request_id = f"bad-{abs(hash(case))}"
     response = api("POST", "/v1/match", headers={"X-Request-ID": request_id}, **kwargs)
     assert (response.status_code, error_code(response)) == (status, code), response.text
     assert api("GET", "/v1/searches").json()["total"] == before
+    files_after = {p for p in (gateway.data_dir / "images").rglob("*") if p.is_file()}
+    assert files_after == files_before  # no photo left behind
     logged = admin("GET", f"/v1/admin/failures?request_id={request_id}").json()["failures"]
     assert [(f["kind"], f["status"], f["code"]) for f in logged] == [("rejected", status, code)]
 

@@ -9,12 +9,14 @@ refusals in the failure log.
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
 import re
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from html import escape
 from importlib import resources
@@ -61,7 +63,7 @@ class Gateway:
         self.cache = ResultCache(settings.cache_entries)
         self.slots = Slots(settings.max_inflight, settings.max_queue, settings.queue_timeout_s)
         self.limiter = RateLimiter(settings.rate_per_minute, settings.rate_burst)
-        self.image_lock = asyncio.Lock()  # a search's files and row vs. the purge of unreferenced files
+        self.in_use: Counter[str] = Counter()  # images being written for a search not yet stored
 
     # -- auth ----------------------------------------------------------------------------------------------
     def authorize(self, request: web.Request, role: str) -> Caller:
@@ -159,15 +161,33 @@ class Gateway:
         return self.store.redact_person(person_id, face_id)
 
     # -- storage -------------------------------------------------------------------------------------------
-    async def save_search(self, caller: Caller, data: bytes, kind: str, k: int, result: dict, cached: bool):
-        heatmap = None
-        if result.get("explanation"):
-            heatmap = base64.b64decode(result["explanation"]["heatmap_png"])
+    @contextlib.asynccontextmanager
+    async def image_on_disk(self, data: bytes, sha: str):
+        """Writes an image (in a thread, fsynced) and marks it in use until the block ends, so the purge
+        leaves it alone; if no stored search refers to it by then, it is removed again. The query photo
+        is written while the ai-server works, which hides the fsync."""
+        self.in_use[sha] += 1
+        writing = asyncio.ensure_future(asyncio.to_thread(self.images.put, data))
+        try:
+            yield writing
+        finally:
+            try:
+                await writing
+            finally:
+                self.in_use[sha] -= 1
+                if not self.in_use[sha]:
+                    del self.in_use[sha]
+                    if not self.store.image_referenced(sha):
+                        self.images.delete(sha)
+
+    async def save_search(self, caller: Caller, writing, kind: str, k: int, result: dict, cached: bool):
         search = {
             "id": uuid.uuid4().hex,
             "key_id": caller.key_id,
             "created_at": time.time(),
+            "image_sha": await writing,
             "image_type": media.TYPES[kind],
+            "heatmap_sha": None,
             "k": k,
             "cached": cached,
             "result": {
@@ -178,21 +198,28 @@ class Gateway:
                 **{key: result[key] for key in ("no_match", "threshold", "face", "model", "gallery")},
             },
         }
-        async with self.image_lock:
-            search["image_sha"] = await asyncio.to_thread(self.images.put, data)
-            search["heatmap_sha"] = await asyncio.to_thread(self.images.put, heatmap) if heatmap else None
+        if not result.get("explanation"):
+            self.store.add_search(search)
+            return search
+        png = base64.b64decode(result["explanation"]["heatmap_png"])
+        async with self.image_on_disk(png, media.sha256(png)) as heatmap:
+            search["heatmap_sha"] = await heatmap
             self.store.add_search(search)
         return search
 
     async def purge(self) -> None:
-        """Retention: searches, their images and failure records older than the retention period."""
+        """Retention: searches, their images and failure records older than the retention period; and
+        images no search refers to (a crash between writing a file and storing its search), after 1 h."""
         cutoff = time.time() - self.settings.retention_days * 86400
-        async with self.image_lock:
-            for sha in self.store.purge_searches(cutoff):
+        for sha in self.store.purge_searches(cutoff):
+            if sha not in self.in_use:
                 self.images.delete(sha)
-            keep = self.store.referenced_images()
-        removed = await asyncio.to_thread(self.images.sweep, keep, 3600)
-        log.info("retention purge", extra={"cutoff": cutoff, "orphans_removed": removed})
+        stale = await asyncio.to_thread(self.images.stale, 3600)
+        keep = self.store.referenced_images()  # read after the listing: includes searches stored meanwhile
+        orphans = [p for p in stale if p.name not in keep and p.name not in self.in_use]
+        for path in orphans:
+            path.unlink(missing_ok=True)
+        log.info("retention purge", extra={"cutoff": cutoff, "orphans_removed": len(orphans)})
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -285,16 +312,39 @@ def create_app(settings: Settings | None = None) -> web.Application:
         request_id = request["request_id"]
         started = time.perf_counter()
         fields, (data,) = await gw.read_form(request, max_files=1)
-        kind = media.sniff(data)
         k = gw.int_param(fields, "k", 5, 1, settings.max_k)
         explain = gw.bool_param(fields, "explain")
-        timings = {}
-        t = time.perf_counter()
-        model_version, gallery_version = await gw.versions(request_id)
-        timings["versions"] = time.perf_counter() - t
-        key = (media.sha256(data), k, explain, model_version, gallery_version)
-        result = gw.cache.get(key)
-        cached = result is not None
+        sha = media.sha256(data)
+        async with gw.image_on_disk(data, sha) as writing:
+            search, timings = await match_and_store(request, caller, writing, data, sha, k, explain)
+        timings["total"] = time.perf_counter() - started
+        view = search_view(search)
+        body = {
+            "search_id": search["id"],
+            "request_id": request_id,
+            "k": k,
+            "cached": search["cached"],
+            **view["result"],
+            "image_url": view["image_url"],
+            "heatmap_url": view["heatmap_url"],
+            "timings_ms": {name: round(1000 * s, 2) for name, s in timings.items()},
+        }
+        if search.get("explanation"):
+            body["explanation"] = search["explanation"]
+        return web.json_response(body)
+
+    async def match_and_store(request, caller, writing, data, sha, k, explain):
+        """Cache (checked against the current versions) or the ai-server in a bounded slot -> stored."""
+        request_id, kind = request["request_id"], media.sniff(data)
+        timings, result = {}, None
+        cached = gw.cache.get((sha, k, explain))
+        if cached is not None:  # seen before: still valid only at the same model and gallery versions
+            t = time.perf_counter()
+            if await gw.versions(request_id) == cached[0]:
+                result = cached[1]
+            timings["versions"] = time.perf_counter() - t
+        telemetry.CACHE.labels("miss" if result is None else "hit").inc()
+        hit = result is not None
         if result is None:
             form = aiohttp.FormData()
             form.add_field("image", data, filename=f"upload.{kind}", content_type=media.TYPES[kind])
@@ -308,25 +358,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
                 raise gw.passthrough(reply)
             result = reply.json()
             versions = (result["model"]["version"], result["gallery"]["version"])
-            gw.cache.put((key[0], k, explain, *versions), result)
+            gw.cache.put((sha, k, explain), versions, result)
         t = time.perf_counter()
-        search = await gw.save_search(caller, data, kind, k, result, cached)
+        search = await gw.save_search(caller, writing, kind, k, result, hit)
         timings["store"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - started
-        view = search_view(search)
-        body = {
-            "search_id": search["id"],
-            "request_id": request_id,
-            "k": k,
-            "cached": cached,
-            **view["result"],
-            "image_url": view["image_url"],
-            "heatmap_url": view["heatmap_url"],
-            "timings_ms": {name: round(1000 * s, 2) for name, s in timings.items()},
-        }
         if result.get("explanation"):
-            body["explanation"] = result["explanation"]
-        return web.json_response(body)
+            search["explanation"] = result["explanation"]
+        return search, timings
 
     routes.post("/v1/match")(match)
     routes.post("/match")(match)

@@ -1,32 +1,31 @@
-"""Match results by (sha256 of the image bytes, k, explain, model version, gallery version).
+"""Match results by (sha256 of the image bytes, k, explain), each stored with the (model version, gallery
+version) it was computed at; a result counts only while the ai-server still reports those versions.
 
-The gallery version grows with every enrolment and deletion and is read from the ai-server for each
-lookup, so an entry can never be served after the gallery changed (whoever changed it); the gateway
-also empties the cache itself when it enrols or deletes. Least recently used entries go first."""
+The gallery version grows with every enrolment and deletion (whoever makes it), so a result can never be
+served after the gallery changed; the gateway also empties the cache itself when it enrols or deletes.
+A photo never seen costs no version check at all. Least recently used entries go first."""
 
 from collections import OrderedDict
 
-from . import telemetry
-
-Key = tuple[str, int, bool, str, int]
+Key = tuple[str, int, bool]
+Versions = tuple[str, int]
 
 
 class ResultCache:
     def __init__(self, entries: int):
         self.entries = entries
-        self.items: OrderedDict[Key, dict] = OrderedDict()
+        self.items: OrderedDict[Key, tuple[Versions, dict]] = OrderedDict()
 
-    def get(self, key: Key) -> dict | None:
-        result = self.items.get(key)
-        telemetry.CACHE.labels("hit" if result is not None else "miss").inc()
-        if result is not None:
+    def get(self, key: Key) -> tuple[Versions, dict] | None:
+        entry = self.items.get(key)
+        if entry is not None:
             self.items.move_to_end(key)
-        return result
+        return entry
 
-    def put(self, key: Key, result: dict) -> None:
+    def put(self, key: Key, versions: Versions, result: dict) -> None:
         if self.entries <= 0:
             return
-        self.items[key] = result
+        self.items[key] = (versions, result)
         self.items.move_to_end(key)
         while len(self.items) > self.entries:
             self.items.popitem(last=False)

@@ -86,12 +86,7 @@ class ImageStore:
     def delete(self, sha: str) -> None:
         self.path(sha).unlink(missing_ok=True)
 
-    def sweep(self, keep: set[str], min_age_s: float) -> int:
-        """Remove files no search refers to (left by a crash between write and insert) and stale temp
-        files, once older than min_age_s."""
-        removed, now = 0, time.time()
-        for path in self.root.glob("*/*"):
-            if path.name not in keep and now - path.stat().st_mtime > min_age_s:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+    def stale(self, min_age_s: float) -> list[Path]:
+        """Files (and temp files) older than min_age_s: candidates for the orphan sweep."""
+        now = time.time()
+        return [p for p in self.root.glob("*/*") if now - p.stat().st_mtime > min_age_s]
