@@ -18,11 +18,13 @@ beforeEach(() => store.clear());
 test('first start opens Settings; saving stores the settings in the secure store', async () => {
   await render(<App />);
   expect(await screen.findByText('Gateway address')).toBeTruthy();
-  expect(screen.getByRole('tab', { name: 'Settings' }).props.accessibilityState.selected).toBe(true);
+  expect(screen.getByRole('tab', { name: 'Settings' })).toBeSelected();
   await fireEvent.changeText(screen.getByLabelText('Gateway address'), ' https://gw.example.org ');
   await fireEvent.changeText(screen.getByLabelText('API key'), 'key-1');
   await fireEvent.press(screen.getByRole('button', { name: 'Save settings' }));
   expect(JSON.parse(store.get('gateway_settings')!)).toEqual({ baseUrl: 'https://gw.example.org', apiKey: 'key-1' });
+  expect(await screen.findByText('Saved.')).toBeTruthy(); // still on Settings, to check the connection
+  expect(screen.getByRole('tab', { name: 'Settings' })).toBeSelected();
 });
 
 test('with a saved key the app opens on Search, and the tabs switch screens', async () => {
@@ -31,5 +33,5 @@ test('with a saved key the app opens on Search, and the tabs switch screens', as
   expect(await screen.findByRole('button', { name: 'Choose a photo from the library' })).toBeTruthy();
   await fireEvent.press(screen.getByRole('tab', { name: 'Enrol' }));
   expect(screen.getByLabelText('Name (required)')).toBeTruthy();
-  expect(screen.getByRole('tab', { name: 'Enrol' }).props.accessibilityState.selected).toBe(true);
+  expect(screen.getByRole('tab', { name: 'Enrol' })).toBeSelected();
 });

@@ -19,13 +19,13 @@ beforeEach(() => {
 async function fillIn(client: ReturnType<typeof fakeClient>) {
   await renderWith(client, <EnrolScreen />);
   const enrol = () => screen.getByRole('button', { name: 'Enrol this person' });
-  expect(enrol().props.accessibilityState.disabled).toBe(true);
+  expect(enrol()).toBeDisabled();
   await fireEvent.changeText(screen.getByLabelText('Name (required)'), ' Ana Díaz ');
   await fireEvent.changeText(screen.getByLabelText('Date last seen (optional)'), '2026-11-01');
-  expect(enrol().props.accessibilityState.disabled).toBe(true); // no photo yet
+  expect(enrol()).toBeDisabled(); // no photo yet
   await fireEvent.press(screen.getByRole('button', { name: 'Add photos from the library' }));
   expect(pick).toHaveBeenCalledWith('library', true);
-  expect(enrol().props.accessibilityState.disabled).toBe(false);
+  expect(enrol()).toBeEnabled();
   return enrol;
 }
 

@@ -20,9 +20,9 @@ test('the query image with the API key, and the heatmap toggle', async () => {
   expect(screen.queryByTestId('heatmap-image')).toBeNull();
 
   const toggle = screen.getByRole('switch', { name: 'Show heatmap' });
-  expect(toggle.props.accessibilityState).toEqual({ checked: false });
+  expect(toggle).not.toBeChecked();
   await fireEvent.press(toggle);
-  expect(screen.getByRole('switch', { name: 'Show heatmap' }).props.accessibilityState).toEqual({ checked: true });
+  expect(screen.getByRole('switch', { name: 'Show heatmap' })).toBeChecked();
   expect(screen.getByTestId('heatmap-image').props.source.uri).toBe(`http://gateway.test${match.heatmap_url}`);
   expect(screen.queryByTestId('query-image')).toBeNull();
   await fireEvent.press(toggle);
@@ -58,9 +58,10 @@ test('feedback: sent for that person, confirmed, and the other button stays avai
   await act(async () => call.resolve());
   expect(screen.getByText('Thanks: marked as the right person')).toBeTruthy();
   const chosen = screen.getByRole('button', { name: 'Person 7205 is the right person' });
-  expect(chosen.props.accessibilityState.selected).toBe(true);
+  expect(chosen).toBeSelected();
   const other = screen.getByRole('button', { name: 'Person 7205 is not this person' });
-  expect(other.props.accessibilityState).toMatchObject({ selected: false, disabled: false });
+  expect(other).not.toBeSelected();
+  expect(other).toBeEnabled();
 });
 
 test('feedback that fails says so on that card', async () => {
@@ -75,9 +76,7 @@ test('a reopened search shows the feedback already given', async () => {
   const stored = fromSearch(body<{ search: Search }>('search_200').search);
   await renderWith(fakeClient(), <ResultsView result={stored} />);
   const first = stored.matches[0].name!;
-  expect(screen.getByRole('button', { name: `${first} is the right person` }).props.accessibilityState.selected).toBe(
-    true,
-  );
+  expect(screen.getByRole('button', { name: `${first} is the right person` })).toBeSelected();
   expect(screen.getByText('Thanks: marked as the right person')).toBeTruthy();
 });
 

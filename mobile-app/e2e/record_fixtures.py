@@ -15,7 +15,7 @@ import requests
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-import stack  # noqa: E402
+import stack
 
 OUT = Path(__file__).resolve().parents[1] / "__tests__" / "fixtures"
 
@@ -110,11 +110,13 @@ def main() -> None:
                 timeout=30,
             ),
         )
-        save("searches_200", requests.get(s.url + "/v1/searches?offset=0&limit=20", headers=search, timeout=30))
-        save("search_200", requests.get(f"{s.url}/v1/searches/{search_id}", headers=search, timeout=30))
-        save("search_404", requests.get(f"{s.url}/v1/searches/{'0' * 32}", headers=search, timeout=30))
+        searches = s.url + "/v1/searches"
+        save("searches_200", requests.get(searches + "?offset=0&limit=20", headers=search, timeout=30))
+        save("search_200", requests.get(f"{searches}/{search_id}", headers=search, timeout=30))
+        save("search_404", requests.get(f"{searches}/{'0' * 32}", headers=search, timeout=30))
         files = [("image", ("a.jpg", stack.photo(people[ids[1]][0]), "image/jpeg"))]
-        save("enrol_403", requests.post(s.url + "/v1/persons", data={"name": "X"}, files=files, headers=search))
+        persons = s.url + "/v1/persons"
+        save("enrol_403", requests.post(persons, data={"name": "X"}, files=files, headers=search, timeout=30))
     finally:
         s.stop()
 

@@ -53,7 +53,11 @@ class Process:
         self.log = log
         self._out = log.open("wb")
         self.popen = subprocess.Popen(
-            args, env={**os.environ, **env}, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            env={**os.environ, **env},
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self, url: str, timeout: float) -> None:
@@ -113,7 +117,8 @@ class Stack:
             self.processes.append(ai)
             self.admin_key = self._key("admin")
             self.search_key = self._key("search")
-            gateway = Process("gateway", [str(BIN / "gateway"), "serve"], gateway_env, workdir / "gateway.log")
+            gateway_log = workdir / "gateway.log"
+            gateway = Process("gateway", [str(BIN / "gateway"), "serve"], gateway_env, gateway_log)
             self.processes.append(gateway)
             ai.wait_ready(self.ai_url + "/readyz", 240)
             gateway.wait_ready(self.url + "/readyz", 60)
@@ -123,8 +128,9 @@ class Stack:
 
     def _key(self, role: str) -> str:
         path = self.workdir / f"{role}.key"
+        command = ["keys", "create", "--role", role, "--name", f"e2e {role}", "--file", str(path)]
         subprocess.run(
-            [str(BIN / "gateway"), "keys", "create", "--role", role, "--name", f"e2e {role}", "--file", str(path)],
+            [str(BIN / "gateway"), *command],
             env={**os.environ, **self.gateway_env},
             check=True,
             capture_output=True,

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import { ActivityIndicator, Pressable, StyleSheet, Text, View } from 'react-native';
 import { useSafeAreaInsets } from 'react-native-safe-area-context';
 
@@ -19,6 +19,7 @@ export function AppShell() {
   const insets = useSafeAreaInsets();
   const { settings, client, save } = useSettings();
   const [tab, setTab] = useState<Tab | null>(null);
+  const initial = useRef<Tab | null>(null);
 
   if (!settings) {
     return (
@@ -27,7 +28,9 @@ export function AppShell() {
       </View>
     );
   }
-  const current: Tab = tab ?? (settings.apiKey ? 'Search' : 'Settings');
+  // decided once, from the settings found at start: saving a key later does not move the user away
+  initial.current ??= settings.apiKey ? 'Search' : 'Settings';
+  const current: Tab = tab ?? initial.current;
 
   return (
     <ClientContext.Provider value={client}>
@@ -52,7 +55,7 @@ export function AppShell() {
                 key={name}
                 accessibilityRole="tab"
                 accessibilityLabel={name}
-                accessibilityState={{ selected }}
+                aria-selected={selected}
                 onPress={() => setTab(name)}
                 style={styles.tab}
               >

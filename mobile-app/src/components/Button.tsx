@@ -12,10 +12,13 @@ interface Props {
   disabled?: boolean;
   busy?: boolean;
   selected?: boolean;
+  /** stretch to the full width of the column (the screen's main action) */
+  wide?: boolean;
   testID?: string;
 }
 
-export function Button({ title, onPress, label, hint, kind = 'primary', disabled, busy, selected, testID }: Props) {
+export function Button(props: Props) {
+  const { title, onPress, label, hint, kind = 'primary', disabled, busy, selected, wide, testID } = props;
   const theme = useTheme();
   const filled = kind === 'primary' || selected;
   const colour = kind === 'danger' ? theme.danger : theme.primary;
@@ -24,13 +27,16 @@ export function Button({ title, onPress, label, hint, kind = 'primary', disabled
       accessibilityRole="button"
       accessibilityLabel={label ?? title}
       accessibilityHint={hint}
-      accessibilityState={{ disabled: !!disabled || !!busy, busy: !!busy, selected: !!selected }}
+      aria-disabled={!!disabled || !!busy}
+      aria-busy={!!busy}
+      aria-selected={!!selected}
       disabled={disabled || busy}
       onPress={onPress}
       testID={testID}
       style={({ pressed }) => [
         styles.button,
         {
+          alignSelf: wide ? 'stretch' : 'flex-start',
           backgroundColor: filled ? colour : 'transparent',
           borderColor: colour,
           opacity: disabled ? 0.45 : pressed ? 0.75 : 1,

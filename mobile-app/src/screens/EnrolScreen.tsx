@@ -1,12 +1,13 @@
 import { useState } from 'react';
-import { Image, StyleSheet, Text, TextInput, View } from 'react-native';
+import { Image, StyleSheet, Text, View } from 'react-native';
 
 import type { PhotoFile } from '../api/types';
 import { Button } from '../components/Button';
+import { Field } from '../components/Field';
 import { pickPhotos } from '../components/pickPhotos';
 import { ProblemPanel } from '../components/ProblemPanel';
 import { Screen } from '../components/Screen';
-import { TOUCH, useTheme } from '../components/theme';
+import { useTheme } from '../components/theme';
 import { UploadProgress } from '../components/UploadProgress';
 import { useEnrol } from '../hooks/useEnrol';
 
@@ -43,7 +44,6 @@ export function EnrolScreen() {
     setPhotos([]);
   }
 
-  const input = [styles.input, { color: theme.text, borderColor: theme.border, backgroundColor: theme.card }];
   if (state.status === 'done') {
     const { enrolment } = state;
     return (
@@ -74,9 +74,9 @@ export function EnrolScreen() {
   return (
     <Screen title="Enrol">
       <Text style={{ color: theme.muted }}>Needs an admin API key. Add clear photos of the face.</Text>
-      <TextInput accessibilityLabel="Name (required)" placeholder="Name" placeholderTextColor={theme.muted} value={name} onChangeText={setName} style={input} />
-      <TextInput accessibilityLabel="Date last seen (optional)" placeholder="Date last seen (optional)" placeholderTextColor={theme.muted} value={lastSeen} onChangeText={setLastSeen} style={input} />
-      <TextInput accessibilityLabel="Contact (optional)" placeholder="Contact (optional)" placeholderTextColor={theme.muted} value={contact} onChangeText={setContact} style={input} />
+      <Field label="Name (required)" value={name} onChangeText={setName} autoCorrect={false} />
+      <Field label="Date last seen (optional)" placeholder="e.g. 2026-11-20" value={lastSeen} onChangeText={setLastSeen} />
+      <Field label="Contact (optional)" placeholder="who to call" value={contact} onChangeText={setContact} />
       <View style={styles.row}>
         <Button title="Add photos" label="Add photos from the library" kind="secondary" disabled={uploading || photos.length >= MAX_PHOTOS} onPress={() => add('library')} />
         <Button title="Take photo" label="Take a photo with the camera" kind="secondary" disabled={uploading || photos.length >= MAX_PHOTOS} onPress={() => add('camera')} />
@@ -101,6 +101,7 @@ export function EnrolScreen() {
       {state.status === 'error' ? <ProblemPanel error={state.error} onRetry={submit} /> : null}
       {!uploading ? (
         <Button
+          wide
           title="Enrol"
           label="Enrol this person"
           disabled={!name.trim() || photos.length === 0}
@@ -113,7 +114,6 @@ export function EnrolScreen() {
 
 const styles = StyleSheet.create({
   field: { gap: 6 },
-  input: { minHeight: TOUCH, borderWidth: 1, borderRadius: 10, paddingHorizontal: 12, fontSize: 16 },
   row: { flexDirection: 'row', gap: 10, flexWrap: 'wrap', alignItems: 'center' },
   photoBox: { gap: 6, alignItems: 'center' },
   photo: { width: 96, height: 96, borderRadius: 8 },

@@ -3,6 +3,7 @@ import { ActivityIndicator, Pressable, StyleSheet, Text, View } from 'react-nati
 
 import type { Search } from '../api/types';
 import { Button } from '../components/Button';
+import { GatewayImage } from '../components/GatewayImage';
 import { ProblemPanel } from '../components/ProblemPanel';
 import { Screen } from '../components/Screen';
 import { TOUCH, useTheme } from '../components/theme';
@@ -49,8 +50,11 @@ export function HistoryScreen() {
           onPress={() => setOpen(item.id)}
           style={[styles.item, { backgroundColor: theme.card, borderColor: theme.border }]}
         >
-          <Text style={[styles.title, { color: theme.text }]}>{summary(item)}</Text>
-          <Text style={{ color: theme.muted }}>{when(item.created_at)}</Text>
+          <GatewayImage link={item.image_url} label="The searched photo" style={styles.thumb} />
+          <View style={styles.itemText}>
+            <Text style={[styles.title, { color: theme.text }]}>{summary(item)}</Text>
+            <Text style={{ color: theme.muted }}>{when(item.created_at)}</Text>
+          </View>
         </Pressable>
       ))}
       {hasMore && items.length > 0 ? (
@@ -73,6 +77,8 @@ function SearchDetail({ searchId, onBack }: { searchId: string; onBack: () => vo
 }
 
 const styles = StyleSheet.create({
-  item: { borderWidth: 1, borderRadius: 12, padding: 12, minHeight: TOUCH, gap: 2 },
+  item: { borderWidth: 1, borderRadius: 12, padding: 10, minHeight: TOUCH, gap: 12, flexDirection: 'row' },
+  itemText: { flex: 1, gap: 2, justifyContent: 'center' },
+  thumb: { width: 56, height: 56, borderRadius: 8, backgroundColor: '#8884' },
   title: { fontSize: 17, fontWeight: '700' },
 });

@@ -41,12 +41,12 @@ export function ResultsView({ result }: Props) {
             accessibilityRole="switch"
             accessibilityLabel="Show heatmap"
             accessibilityHint="Highlights the face regions that drove the match"
-            accessibilityState={{ checked: heatmap }}
+            aria-checked={heatmap}
             onPress={() => setHeatmap((v) => !v)}
             style={[styles.toggle, { borderColor: theme.primary, backgroundColor: heatmap ? theme.primary : 'transparent' }]}
           >
             <Text style={{ color: heatmap ? theme.onPrimary : theme.primary, fontWeight: '600' }}>
-              {heatmap ? 'Heatmap on' : 'Heatmap off'}
+              {heatmap ? '✓ Show heatmap' : 'Show heatmap'}
             </Text>
           </Pressable>
         ) : null}

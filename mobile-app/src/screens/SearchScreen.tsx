@@ -65,7 +65,7 @@ export function SearchScreen() {
               />
             ))}
           </View>
-          {!uploading ? <Button title="Search" label="Search for this face" onPress={() => void run(photo, k)} /> : null}
+          {!uploading ? <Button wide title="Search" label="Search for this face" onPress={() => void run(photo, k)} /> : null}
         </View>
       ) : null}
 

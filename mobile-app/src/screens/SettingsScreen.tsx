@@ -1,11 +1,12 @@
 import { useEffect, useState } from 'react';
-import { StyleSheet, Text, TextInput, View } from 'react-native';
+import { StyleSheet, Text, View } from 'react-native';
 
 import { createClient } from '../api/client';
 import { describeError } from '../api/messages';
 import { Button } from '../components/Button';
+import { Field } from '../components/Field';
 import { Screen } from '../components/Screen';
-import { TOUCH, useTheme } from '../components/theme';
+import { useTheme } from '../components/theme';
 import type { StoredSettings } from '../storage/settings';
 
 interface Props {
@@ -47,37 +48,17 @@ export function SettingsScreen({ settings, onSave }: Props) {
     }
   }
 
-  const input = [styles.input, { color: theme.text, borderColor: theme.border, backgroundColor: theme.card }];
   return (
     <Screen title="Settings">
-      <View style={styles.field}>
-        <Text nativeID="url-label" style={[styles.label, { color: theme.text }]}>Gateway address</Text>
-        <TextInput
-          accessibilityLabel="Gateway address"
-          accessibilityLabelledBy="url-label"
-          value={baseUrl}
-          onChangeText={setBaseUrl}
-          placeholder="https://gateway.example.org"
-          placeholderTextColor={theme.muted}
-          autoCapitalize="none"
-          autoCorrect={false}
-          keyboardType="url"
-          style={input}
-        />
-      </View>
-      <View style={styles.field}>
-        <Text nativeID="key-label" style={[styles.label, { color: theme.text }]}>API key</Text>
-        <TextInput
-          accessibilityLabel="API key"
-          accessibilityLabelledBy="key-label"
-          value={apiKey}
-          onChangeText={setApiKey}
-          secureTextEntry
-          autoCapitalize="none"
-          autoCorrect={false}
-          style={input}
-        />
-      </View>
+      <Field
+        label="Gateway address"
+        value={baseUrl}
+        onChangeText={setBaseUrl}
+        placeholder="https://gateway.example.org"
+        autoCapitalize="none"
+        keyboardType="url"
+      />
+      <Field label="API key" value={apiKey} onChangeText={setApiKey} secureTextEntry autoCapitalize="none" />
       <View style={styles.row}>
         <Button title="Save" label="Save settings" onPress={save} />
         <Button
@@ -103,8 +84,5 @@ export function SettingsScreen({ settings, onSave }: Props) {
 }
 
 const styles = StyleSheet.create({
-  field: { gap: 6 },
-  label: { fontSize: 16, fontWeight: '600' },
-  input: { minHeight: TOUCH, borderWidth: 1, borderRadius: 10, paddingHorizontal: 12, fontSize: 16 },
   row: { flexDirection: 'row', gap: 10, flexWrap: 'wrap' },
 });

@@ -1,0 +1,238 @@
+"""The web build of the app in a real browser (Debian Chromium driven by Playwright) against the real gateway
+and ai-server: set the key, pick a photo from disk, see the top 5 with the right person first, open the
+heatmap, send feedback, see it in history. Screenshots go to mobile-app/artifacts/ (git-ignored)."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+import stack
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DIST = ROOT / "dist"
+ARTIFACTS = Path(os.environ.get("APP_ARTIFACTS", ROOT / "artifacts"))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+PEOPLE = 8
+
+if not (stack.REPO / "gateway").is_dir():
+    pytest.skip(
+        "gateway/ does not exist yet (issue 6): nothing to test the app against", allow_module_level=True
+    )
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make venv)")
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    assert (DIST / "index.html").is_file(), "no web build: run `make app-build` first"
+    assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: `make test-app` installs it"
+    workdir = tmp_path_factory.mktemp("system")
+    running = stack.Stack(workdir, DIST)
+    try:
+        people = stack.validation_people(PEOPLE + 1)
+        names = {}
+        for identity, photos in list(people.items())[:PEOPLE]:
+            names[identity] = f"Person {identity}"
+            running.enrol(names[identity], [stack.photo(p) for p in photos[:2]])
+        first = next(iter(people))
+        query = workdir / "query.jpg"  # a photo of the first person that was not enrolled
+        query.write_bytes(stack.photo(people[first][2]))
+        yield running, names[first], query, set(names.values())
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=ARGS, viewport=PHONE
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def small_targets(page) -> list[str]:
+    """Controls smaller than 44x44 CSS px (the app's touch-target rule)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('[role=button],[role=tab],[role=switch],input')]
+            .filter(e => e.offsetParent !== null)
+            .map(e => [e.getAttribute('aria-label') || e.textContent, e.getBoundingClientRect()])
+            .filter(([, r]) => r.width < 44 || r.height < 44)
+            .map(([n, r]) => `${n}: ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+    )
+
+
+LOADED = "[...%s.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0).length"
+CARDS = "document.querySelector('[data-testid=result-1]').parentElement"
+THUMBNAILS_LOADED = "() => " + LOADED % CARDS + " >= 5"
+HEATMAP_LOADED = "() => " + LOADED % "document.querySelector('[data-testid=heatmap-image]')" + " == 1"
+
+
+def loaded_images(locator) -> int:
+    """How many <img> under the locator finished loading real pixels."""
+    return locator.evaluate("e => " + LOADED % "e")
+
+
+def test_search_heatmap_feedback_history(system, browser):
+    gateway, expected, query, names = system
+    expect = sync_api.expect
+    page = browser.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+
+    # Settings: the address defaults to the page's origin; set the key and check the connection
+    page.goto(gateway.url)
+    expect(page.get_by_label("Gateway address")).to_have_value(gateway.url)
+    page.get_by_label("API key").fill(gateway.search_key)
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_role("button", name="Check connection").click()
+    expect(page.get_by_test_id("connection-result")).to_have_text(
+        "✓ The gateway and the face search service are ready."
+    )
+    shot(page, "01-settings-phone")
+
+    # Search: pick the photo from disk, upload, see the top 5 with the right person first
+    page.get_by_role("tab", name="Search").click()
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Choose a photo from the library").click()
+    chooser.value.set_files(str(query))
+    expect(page.get_by_label("The chosen photo")).to_be_visible()
+    shot(page, "02-photo-chosen-phone")
+    page.get_by_role("button", name="Search for this face").click()
+    expect(page.get_by_text("Top 5 people")).to_be_visible(timeout=60_000)
+    cards = page.locator("[data-testid^=result-]")
+    expect(cards).to_have_count(5)
+    expect(page.get_by_test_id("result-1")).to_contain_text(f"1. {expected}")
+    expect(page.get_by_test_id("result-1")).to_contain_text("Likely the same person")
+    expect(page.get_by_test_id("no-match")).to_have_count(0)
+    page.wait_for_function(THUMBNAILS_LOADED)  # the thumbnails, fetched with the API key
+    expect(page.get_by_test_id("query-image")).to_be_visible()
+    assert loaded_images(page.get_by_test_id("query-image")) == 1
+    assert small_targets(page) == []
+    shot(page, "03-results-phone")
+
+    # The heatmap overlay
+    page.get_by_role("switch", name="Show heatmap").click()
+    expect(page.get_by_role("switch", name="Show heatmap")).to_be_checked()
+    heatmap = page.get_by_test_id("heatmap-image")
+    expect(heatmap).to_be_visible()
+    page.wait_for_function(HEATMAP_LOADED)
+    shot(page, "04-heatmap-phone")
+
+    # Feedback on the first result, stored by the gateway
+    page.get_by_role("button", name=f"{expected} is the right person").click()
+    expect(page.get_by_text("Thanks: marked as the right person")).to_be_visible()
+    headers = {"X-API-Key": gateway.search_key}
+    searches = requests.get(gateway.url + "/v1/searches", headers=headers, timeout=30).json()["searches"]
+    assert len(searches) == 1
+    search_id = searches[0]["id"]
+    stored = requests.get(f"{gateway.url}/v1/searches/{search_id}", headers=headers, timeout=30)
+    stored = stored.json()["search"]
+    top = stored["result"]["matches"][0]
+    assert top["name"] == expected
+    assert [(f["person_id"], f["correct"]) for f in stored["feedback"]] == [(top["person_id"], True)]
+
+    # History: the search is there and reopens its results with the feedback given
+    page.get_by_role("tab", name="History").click()
+    item = page.get_by_test_id(f"history-{search_id}")
+    expect(item).to_contain_text(f"Best match: {expected}")
+    shot(page, "05-history-phone")
+    item.click()
+    expect(page.get_by_test_id("result-1")).to_contain_text(f"1. {expected}")
+    expect(page.get_by_text("Thanks: marked as the right person")).to_be_visible()
+    page.emulate_media(color_scheme="dark")
+    shot(page, "06-reopened-dark-phone")
+
+    # A desktop window: the same results, laid out in a centred column
+    desk = browser.new_page()
+    desk.set_viewport_size(DESKTOP)
+    desk.goto(gateway.url)
+    desk.get_by_role("tab", name="History").click()
+    desk.get_by_test_id(f"history-{search_id}").click()
+    expect(desk.get_by_test_id("result-1")).to_contain_text(f"1. {expected}")
+    desk.wait_for_function(THUMBNAILS_LOADED)
+    width = desk.get_by_test_id("result-1").bounding_box()["width"]
+    assert width <= 720, f"result cards should stay readable on a wide screen, got {width}px"
+    shot(desk, "07-results-desktop")
+    desk.get_by_role("tab", name="Search").click()
+    shot(desk, "08-search-desktop")
+
+    # No personal data in the browser console: no names, no key
+    leaks = [m for m in console if gateway.search_key in m or any(n in m for n in names)]
+    assert leaks == []
+    assert not [m for m in console if m.startswith("pageerror")], console
+
+
+def test_wrong_key_is_explained(system, browser):
+    gateway, _, query, _ = system
+    page = browser.new_page()
+    page.goto(gateway.url)
+    page.get_by_role("tab", name="Settings").click()
+    page.get_by_label("API key").fill("not-a-key")
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_role("tab", name="Search").click()
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Choose a photo from the library").click()
+    chooser.value.set_files(str(query))
+    page.get_by_role("button", name="Search for this face").click()
+    sync_api.expect(page.get_by_role("alert")).to_contain_text("The API key was refused")
+    shot(page, "09-wrong-key-phone")
+
+
+def test_enrol_with_admin_key_reports_photos_without_face(system, browser, tmp_path):
+    gateway, _, _, _ = system
+    expect = sync_api.expect
+    people = stack.validation_people(PEOPLE + 1)
+    newcomer = list(people.values())[PEOPLE]  # not enrolled by the fixture
+    face = tmp_path / "face.jpg"
+    face.write_bytes(stack.photo(newcomer[0]))
+    blank = tmp_path / "blank.jpg"
+    Image.new("RGB", (240, 240), (128, 128, 128)).save(blank, "JPEG")
+
+    page = browser.new_page()
+    page.goto(gateway.url)
+    page.get_by_role("tab", name="Settings").click()
+    page.get_by_label("API key").fill(gateway.admin_key)
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_role("tab", name="Enrol").click()
+    page.get_by_label("Name (required)").fill("Newly Enrolled")
+    page.get_by_label("Date last seen (optional)").fill("2026-11-20")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Add photos from the library").click()
+    chooser.value.set_files([str(face), str(blank)])
+    expect(page.get_by_label("Photo 2", exact=True)).to_be_visible()
+    shot(page, "10-enrol-form-phone")
+    page.get_by_role("button", name="Enrol this person").click()
+    expect(page.get_by_text("Enrolled Newly Enrolled with 1 face.")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("1 photo was not used:")).to_be_visible()
+    expect(page.get_by_text("Photo 2 (blank.jpg): no face found")).to_be_visible()
+    shot(page, "11-enrolled-phone")
+
+    persons = requests.get(gateway.url + "/v1/persons?limit=100", headers={"X-API-Key": gateway.admin_key})
+    enrolled = [p for p in persons.json()["persons"] if p["name"] == "Newly Enrolled"]
+    assert len(enrolled) == 1 and len(enrolled[0]["faces"]) == 1
+    assert enrolled[0]["metadata"] == {"last_seen": "2026-11-20"}
