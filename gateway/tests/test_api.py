@@ -136,6 +136,11 @@ BAD_INPUTS = {
         "invalid_request",
     ),
     "only text fields": (dict(files={"k": (None, "3")}), 400, "missing_field"),
+    "too many fields": (
+        dict(data={f"f{i}": "x" for i in range(20)}, files={"image": ("a.jpg", b"1")}),
+        400,
+        "invalid_request",
+    ),
     "two images": (
         dict(files=[("image", ("a.jpg", b"1")), ("image", ("b.jpg", b"2"))]),
         400,

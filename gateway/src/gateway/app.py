@@ -41,6 +41,7 @@ FACE = r"{face_id:\d{1,12}}"
 SEARCH = r"{search_id:[0-9a-f]{32}}"
 IMAGE_FIELDS = ("image", "images")
 MAX_FIELD_BYTES = 32 * 1024
+MAX_PARTS = 16
 MAX_ENROL_IMAGES = 8
 MAX_COMMENT = 2000
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
@@ -87,6 +88,8 @@ class Gateway:
         files: list[bytes] = []
         try:
             async for part in await request.multipart():
+                if len(fields) + len(files) == MAX_PARTS:
+                    raise ApiError(400, "invalid_request", f"at most {MAX_PARTS} multipart parts")
                 if not isinstance(part, BodyPartReader) or not part.name:
                     raise ApiError(400, "invalid_request", "nested or unnamed multipart parts are refused")
                 if part.name in IMAGE_FIELDS:
