@@ -86,6 +86,8 @@ def test_circuit_breaker_opens_and_lets_one_trial_through():
     breaker.failure()  # the trial failed: open again at once
     assert not breaker.allow()
     time.sleep(0.25)
+    assert breaker.allow() and not breaker.allow()
+    breaker.abandon()  # the trial's caller went away: the next caller gets the trial
     assert breaker.allow()
     breaker.success()
     assert breaker.allow() and breaker.allow()

@@ -50,6 +50,10 @@ class CircuitBreaker:
         self.failures, self.opened_at, self.trial = 0, None, False
         telemetry.CIRCUIT_OPEN.set(0)
 
+    def abandon(self) -> None:
+        """A call given up half-way (cancelled): a trial it held goes to the next caller."""
+        self.trial = False
+
     def failure(self) -> None:
         self.failures += 1
         if self.trial or self.failures >= self.threshold:
@@ -134,6 +138,9 @@ class Upstream:
                 reason = f"ai-server answered {reply.status}: {body[:200].decode(errors='replace')}"
             except (TimeoutError, aiohttp.ClientError, OSError) as err:
                 reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+            except asyncio.CancelledError:
+                self.breaker.abandon()
+                raise
             self.breaker.failure()
             self._failed(request_id, method, path, started, reason)
             if attempt + 1 < attempts:
