@@ -1,5 +1,7 @@
 """What operators rely on: the ai-server going away and coming back, back-pressure, rate limits, retention."""
 
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,12 +11,14 @@ from photos import people, photo
 
 IDS = list(people())
 RESET_S = 2.0
+TIMEOUT_S = 4.0
 RETENTION_S = 3.0
 
 
 @pytest.fixture(scope="module")
 def gateway(ai_server, tmp_path_factory):
-    gw = Gateway(tmp_path_factory.mktemp("resilience"), ai_server.url, breaker_reset_s=RESET_S)
+    root = tmp_path_factory.mktemp("resilience")
+    gw = Gateway(root, ai_server.url, breaker_reset_s=RESET_S, timeout_s=TIMEOUT_S)
     gw.keys = {"admin": gw.new_key("admin"), "search": gw.new_key("search")}
     gw.start()
     yield gw
@@ -76,6 +80,23 @@ def test_ai_server_down_then_back(gateway, ai_server):
         time.sleep(0.3)
     assert response.status_code == 200, response.text
     assert api("GET", "/readyz", key=None).status_code == 200
+
+
+def test_a_hung_ai_server_costs_one_timeout_not_a_hung_request(gateway, ai_server):
+    api = Api(gateway.url, gateway.keys["search"])
+    admin = Api(gateway.url, gateway.keys["admin"])
+    os.killpg(ai_server.process.pid, signal.SIGSTOP)  # accepts connections, never answers
+    try:
+        started = time.perf_counter()
+        response = api.match(photo(people()[IDS[1]][3]), headers={"X-Request-ID": "hung-1"})
+        seconds = time.perf_counter() - started
+    finally:
+        os.killpg(ai_server.process.pid, signal.SIGCONT)
+    assert response.status_code == 503 and error_code(response) == "ai_unavailable"
+    assert TIMEOUT_S - 0.5 < seconds < TIMEOUT_S + 2
+    logged = admin("GET", "/v1/admin/failures?request_id=hung-1").json()["failures"]
+    assert any(f["kind"] == "upstream" and "Timeout" in f["reason"] for f in logged), logged
+    assert api.match(photo(people()[IDS[1]][3])).status_code == 200  # one failure does not open the circuit
 
 
 def test_rate_limit_per_key(tight):
