@@ -31,7 +31,14 @@ test('with a saved key the app opens on Search, and the tabs switch screens', as
   store.set('gateway_settings', JSON.stringify({ baseUrl: 'https://gw.example.org', apiKey: 'key-1' }));
   await render(<App />);
   expect(await screen.findByRole('button', { name: 'Choose a photo from the library' })).toBeTruthy();
+  expect(screen.queryByLabelText('Name (required)')).toBeNull(); // Enrol is hidden
   await fireEvent.press(screen.getByRole('tab', { name: 'Enrol' }));
-  expect(screen.getByLabelText('Name (required)')).toBeTruthy();
+  await fireEvent.changeText(screen.getByLabelText('Name (required)'), 'Ana');
+  expect(screen.queryByRole('button', { name: 'Choose a photo from the library' })).toBeNull();
+  // back and forth: the Enrol form keeps what was typed
+  await fireEvent.press(screen.getByRole('tab', { name: 'Search' }));
+  expect(screen.getByRole('button', { name: 'Choose a photo from the library' })).toBeTruthy();
+  await fireEvent.press(screen.getByRole('tab', { name: 'Enrol' }));
+  expect(screen.getByLabelText('Name (required)').props.value).toBe('Ana');
   expect(screen.getByRole('tab', { name: 'Enrol' })).toBeSelected();
 });

@@ -36,9 +36,14 @@ export function AppShell() {
     <ClientContext.Provider value={client}>
       <View style={[styles.fill, { backgroundColor: theme.background, paddingTop: insets.top }]}>
         <View style={styles.fill}>
-          {current === 'Search' ? <SearchScreen /> : null}
+          {/* Search and Enrol stay mounted, so a tab switch neither loses nor cancels their work */}
+          <View style={[styles.fill, current !== 'Search' && styles.hidden]}>
+            <SearchScreen />
+          </View>
+          <View style={[styles.fill, current !== 'Enrol' && styles.hidden]}>
+            <EnrolScreen />
+          </View>
           {current === 'History' ? <HistoryScreen /> : null}
-          {current === 'Enrol' ? <EnrolScreen /> : null}
           {current === 'Settings' ? <SettingsScreen settings={settings} onSave={save} /> : null}
         </View>
         <View
@@ -73,6 +78,7 @@ export function AppShell() {
 const styles = StyleSheet.create({
   fill: { flex: 1 },
   center: { alignItems: 'center', justifyContent: 'center' },
+  hidden: { display: 'none' },
   tabs: { flexDirection: 'row', borderTopWidth: 1 },
   tab: { flex: 1, minHeight: TOUCH + 12, alignItems: 'center', justifyContent: 'center', gap: 4 },
   tabText: { fontSize: 15, fontWeight: '700' },
