@@ -236,3 +236,39 @@ def test_enrol_with_admin_key_reports_photos_without_face(system, browser, tmp_p
     enrolled = [p for p in persons.json()["persons"] if p["name"] == "Newly Enrolled"]
     assert len(enrolled) == 1 and len(enrolled[0]["faces"]) == 1
     assert enrolled[0]["metadata"] == {"last_seen": "2026-11-20"}
+
+
+def test_failed_and_slow_network_never_freeze(system, browser):
+    gateway, expected, query, _ = system
+    expect = sync_api.expect
+    page = browser.new_page()
+    page.goto(gateway.url)
+    page.get_by_role("tab", name="Settings").click()
+    page.get_by_label("API key").fill(gateway.search_key)
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_role("tab", name="Search").click()
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Choose a photo from the library").click()
+    chooser.value.set_files(str(query))
+
+    # the connection drops: a clear message and a retry that works once the network is back
+    page.route("**/v1/match", lambda route: route.abort("internetdisconnected"))
+    page.get_by_role("button", name="Search for this face").click()
+    expect(page.get_by_role("alert")).to_contain_text("No connection to the gateway")
+    shot(page, "12-network-failed-phone")
+    page.unroute("**/v1/match")
+    page.get_by_role("button", name="Try again").click()
+    expect(page.get_by_test_id("result-1")).to_contain_text(f"1. {expected}", timeout=60_000)
+
+    # a gateway that does not answer: progress and Cancel stay usable, and cancelling says so
+    page.get_by_role("button", name="New search").click()
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Choose a photo from the library").click()
+    chooser.value.set_files(str(query))
+    page.route("**/v1/match", lambda route: None)  # never answered
+    page.get_by_role("button", name="Search for this face").click()
+    expect(page.get_by_role("progressbar")).to_be_visible()
+    shot(page, "13-uploading-phone")
+    page.get_by_role("button", name="Cancel the upload").click()
+    expect(page.get_by_role("alert")).to_contain_text("Upload cancelled")
+    expect(page.get_by_role("button", name="Try again")).to_be_enabled()
