@@ -130,6 +130,25 @@ def _noise(width: int, height: int, fmt: str) -> bytes:
 
 BAD_INPUTS = {
     "not multipart": (dict(json={"image": "x"}), 400, "invalid_request"),
+    "multipart without boundary": (
+        dict(data=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}),
+        400,
+        "invalid_request",
+    ),
+    "garbage multipart": (
+        dict(data=b"\x00\xff" * 50, headers={"Content-Type": "multipart/form-data; boundary=zz"}),
+        400,
+        "invalid_request",
+    ),
+    "truncated multipart": (
+        dict(
+            data=b'--zz\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+            + b"\xff\xd8\xff",
+            headers={"Content-Type": "multipart/form-data; boundary=zz"},
+        ),
+        400,
+        "invalid_request",
+    ),
     "no image field": (
         dict(data={"k": "3"}, files={"photo": ("a.jpg", b"\xff\xd8\xff")}),
         400,
@@ -197,7 +216,9 @@ def test_bad_input_is_refused_clearly_and_nothing_is_stored(api, admin, gateway,
     before = api("GET", "/v1/searches").json()["total"]
     files_before = {p for p in (gateway.data_dir / "images").rglob("*") if p.is_file()}
     request_id = f"bad-{abs(hash(case))}"
-    response = api("POST", "/v1/match", headers={"X-Request-ID": request_id}, **kwargs)
+    kwargs = dict(kwargs)
+    headers = {**kwargs.pop("headers", {}), "X-Request-ID": request_id}
+    response = api("POST", "/v1/match", headers=headers, **kwargs)
     assert (response.status_code, error_code(response)) == (status, code), response.text
     assert api("GET", "/v1/searches").json()["total"] == before
     files_after = {p for p in (gateway.data_dir / "images").rglob("*") if p.is_file()}
