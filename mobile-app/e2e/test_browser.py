@@ -10,6 +10,7 @@ import pytest
 import requests
 import stack
 from PIL import Image
+from playwright import sync_api
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
@@ -33,8 +34,6 @@ if not (stack.REPO / "gateway").is_dir():
     pytest.skip(
         "gateway/ does not exist yet (issue 6): nothing to test the app against", allow_module_level=True
     )
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make venv)")
 
 
 @pytest.fixture(scope="module")
