@@ -73,7 +73,9 @@ def test_match_history_feedback_delete(api, admin, gateway):
     assert result["heatmap_url"] is None and "ai_server" in result["timings_ms"]
 
     # the stored query image is the uploaded bytes; thumbnails are served through the gateway
-    assert api("GET", result["image_url"]).content == query
+    stored = api("GET", result["image_url"])
+    assert stored.content == query and stored.headers["Content-Type"] == "image/jpeg"
+    assert stored.headers["X-Content-Type-Options"] == "nosniff"
     thumbnail = api("GET", result["matches"][0]["thumbnail_url"])
     assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"
 

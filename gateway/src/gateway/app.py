@@ -283,6 +283,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
             message = "the gateway failed on this request; it is logged"
             response = web.json_response(error_body("internal_error", message, request_id), status=500)
         response.headers["X-Request-ID"] = request_id
+        response.headers["X-Content-Type-Options"] = "nosniff"  # stored photos are served as what they are
         cors(request, response)
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
