@@ -1,20 +1,11 @@
-"""Test photos made from the aligned crops of ../shared/data: each crop is scaled and placed on a larger
-canvas, so that the real detector and aligner have a face to find, as in an uploaded photo."""
+"""Test photos made from the aligned crops of ../shared/data (see `data.sample_photo`)."""
 
 import io
 
 from PIL import Image
 
 from ai_server import data
-
-
-def photo(path: str, size: int = 300, face: int = 168, fmt: str = "JPEG") -> bytes:
-    crop = Image.open(data.data_dir() / path).convert("RGB").resize((face, face), Image.BILINEAR)
-    canvas = Image.new("RGB", (size, size), (40, 40, 40))
-    canvas.paste(crop, ((size - face) // 2, (size - face) // 3))
-    buffer = io.BytesIO()
-    canvas.save(buffer, fmt)
-    return buffer.getvalue()
+from ai_server.data import sample_photo as photo  # noqa: F401 (the tests' name for it)
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:

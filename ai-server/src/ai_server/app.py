@@ -60,6 +60,8 @@ class Service:
             self.gallery = Gallery(
                 s.data_dir, {k: sp.dim for k, sp in engine.spaces.items()}, s.index, s.hnsw_threshold
             )
+            if removed := self.gallery.remove_orphans():  # left by a crash mid-enrolment or mid-deletion
+                log.info("removed orphan files", extra={"files": removed})
             self.engine = engine
             log.info("ready", extra={"model": engine.model_name, "seconds": time.perf_counter() - started})
         except Exception as err:  # reported by /readyz, and the server stays up to say so

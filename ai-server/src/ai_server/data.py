@@ -5,6 +5,7 @@ training and evaluation never touch the disk or a Python per-image loop again.
 """
 
 import hashlib
+import io
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -198,3 +199,14 @@ def load_images(paths: list[str], root: Path | None = None) -> torch.Tensor:
     if not arrays:
         return torch.empty(0, 3, 112, 112, dtype=torch.uint8)
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def sample_photo(path: str, size: int = 300, face: int = 168, fmt: str = "JPEG") -> bytes:
+    """An aligned crop scaled and placed on a larger canvas, so that the real detector and aligner have a
+    face to find, as in an uploaded photo (tests, benchmarks and demos use these)."""
+    crop = Image.open(data_dir() / path).convert("RGB").resize((face, face), Image.BILINEAR)
+    canvas = Image.new("RGB", (size, size), (40, 40, 40))
+    canvas.paste(crop, ((size - face) // 2, (size - face) // 3))
+    buffer = io.BytesIO()
+    canvas.save(buffer, fmt)
+    return buffer.getvalue()

@@ -1,0 +1,119 @@
+"""/v1/match latency per stage, served as deployed (`ai-server serve`, gunicorn defaults for this machine).
+
+Runs the default model and the paper's ShuffleNetV2 Heatmap model side by side in the same run: for each,
+a fresh gallery of the CelebA validation identities (one photo each), then sequential queries with other
+photos of them. Prints p50/p95 of each stage the server reports (decode, detect, align, heatmap, embed,
+search), the server's total and the client's round trip. Usage: python bench/match_latency.py [--queries N]
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from ai_server import data
+from ai_server.settings import default_weights_dir
+
+STAGES = ["decode", "detect", "align", "heatmap", "embed", "search", "total"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(model: str, data_dir: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "AI_SERVER_MODEL": model,
+        "AI_SERVER_DATA_DIR": data_dir,
+        "AI_SERVER_PORT": str(port),
+    }
+    env["AI_SERVER_LOG_LEVEL"] = "warning"
+    process = subprocess.Popen([Path(sys.executable).with_name("ai-server"), "serve"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if requests.get(url + "/readyz", timeout=5).status_code == 200:
+                return process, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{model} did not become ready")
+
+
+def measure(model: str, queries: int, explain: bool) -> dict[str, list[float]]:
+    people = data.validation_identities()
+    by_person: dict[int, list[str]] = {}
+    for path, label in zip(people.paths, people.labels, strict=True):
+        by_person.setdefault(label, []).append(path)
+    with tempfile.TemporaryDirectory() as folder:
+        process, url = _serve(model, folder)
+        try:
+            for label, paths in by_person.items():
+                files = {"image": ("0.jpg", data.sample_photo(paths[0]), "image/jpeg")}
+                requests.post(url + "/v1/persons", data={"name": str(label)}, files=files, timeout=60)
+            probes = [p for paths in by_person.values() for p in paths[1:3]][:queries]
+            photos = [data.sample_photo(p) for p in probes]
+            for photo in photos[:5]:  # warm both workers
+                requests.post(url + "/v1/match", files={"image": ("q.jpg", photo)}, timeout=60)
+            times: dict[str, list[float]] = {s: [] for s in [*STAGES, "round trip"]}
+            for photo in photos:
+                started = time.perf_counter()
+                response = requests.post(
+                    url + "/v1/match",
+                    data={"explain": str(explain).lower()},
+                    files={"image": ("q.jpg", photo)},
+                )
+                times["round trip"].append(1000 * (time.perf_counter() - started))
+                timings = response.json().get("timings_ms", {})
+                for stage in STAGES:
+                    if stage in timings:
+                        times[stage].append(timings[stage])
+            return times
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    manifest = json.loads((default_weights_dir() / "manifest.json").read_text())
+    models = list(dict.fromkeys([manifest["default"], "shufflenet-heatmap"]))
+    results = {}
+    for model in models:
+        for explain in (False, True):
+            results[f"{model}{' explain' if explain else ''}"] = measure(model, args.queries, explain)
+    print(f"/v1/match, {args.queries} sequential queries, gallery of 62 persons, {os.cpu_count()} cores")
+    print("ms p50 / p95".ljust(16) + "".join(name.rjust(30) for name in results))
+    for stage in [*STAGES, "round trip"]:
+        cells = []
+        for times in results.values():
+            values = times[stage]
+            cells.append(
+                f"{np.percentile(values, 50):.1f} / {np.percentile(values, 95):.1f}" if values else "-"
+            )
+        print(stage.ljust(16) + "".join(c.rjust(30) for c in cells))
+    if args.json:
+        summary = {
+            name: {s: [np.percentile(v, 50), np.percentile(v, 95)] for s, v in t.items() if v}
+            for name, t in results.items()
+        }
+        Path(args.json).write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
