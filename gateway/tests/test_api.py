@@ -329,6 +329,17 @@ def test_cache_hits_skip_inference_and_follow_enrolment_and_deletion(api, admin,
     admin("DELETE", f"/v1/persons/{dana['id']}")
     gone = api.match(query).json()
     assert not gone["cached"] and dana["id"] not in {m["person_id"] for m in gone["matches"]}
+    assert api.match(query).json()["cached"]
+
+    # a change the gateway never saw (made at the ai-server itself) is caught by the gallery version
+    files = [("image", (f"{i}.jpg", photo(p))) for i, p in enumerate(people()[IDS[5]][:2])]
+    direct = requests.post(ai_server.url + "/v1/persons", data={"name": "Eve"}, files=files, timeout=60)
+    assert direct.status_code == 201
+    behind_its_back = api.match(query).json()
+    assert not behind_its_back["cached"]
+    assert behind_its_back["matches"][0]["person_id"] == direct.json()["person"]["id"]
+    requests.delete(f"{ai_server.url}/v1/persons/{direct.json()['person']['id']}", timeout=30)
+    assert not api.match(query).json()["cached"]
 
 
 def test_32_concurrent_uploads_are_all_answered(api):

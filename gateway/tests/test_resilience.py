@@ -70,6 +70,8 @@ def test_ai_server_down_then_back(gateway, ai_server):
         kinds = {(f["kind"], f["code"]) for f in logged}
         assert kinds == {("upstream", "upstream_failure"), ("rejected", "ai_unavailable")}, logged
         assert any("Connect" in f["reason"] for f in logged if f["kind"] == "upstream")
+        last = admin("GET", "/v1/admin/failures?request_id=down-4").json()["failures"]
+        assert [f["kind"] for f in last] == ["rejected"]  # the open circuit answered without trying
     finally:
         ai_server.start()
     deadline = time.time() + RESET_S + 10
