@@ -412,8 +412,9 @@ def test_web_app_is_served_with_index_fallback(gateway):
     assert get("/assets/app.js").text == "console.log('app')"
     assert get("/searches/123").text == "<html>the app</html>"  # a client-side route
     assert "root:" not in get("/..%2F..%2F..%2Fetc%2Fpasswd").text
-    missing = get("/v1/no-such-thing")
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    for method in ("GET", "POST", "DELETE"):
+        missing = requests.request(method, gateway.url + "/v1/no-such-thing", timeout=10)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

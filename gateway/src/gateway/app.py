@@ -542,10 +542,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
     # -- the web app: files of GATEWAY_WEB_DIR, index.html for any other path (client-side routes) ------
     web_root = settings.web_root.resolve() if settings.web_root else None
 
-    @routes.get("/{tail:.*}")
+    @routes.get(r"/{tail:(?!v1/|v1$).*}")  # unknown /v1 paths stay JSON 404s
     async def static(request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
-        if web_root is None or tail == "v1" or tail.startswith("v1/"):
+        if web_root is None:
             raise ApiError(404, "not_found", f"no route {request.path}")
         path = (web_root / tail).resolve()
         if not path.is_relative_to(web_root) or not path.is_file():
