@@ -28,13 +28,15 @@ def _queries(people: np.ndarray, count: int, rng: np.random.Generator) -> np.nda
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
-def run(kind: str, vectors: np.ndarray, queries: np.ndarray, k: int = 5):
+def run(kind: str, vectors: np.ndarray, queries: np.ndarray, k: int = 5, ef_search: int | None = None):
     started = time.perf_counter()
     index = VectorIndex(vectors.shape[1], kind)
     for start in range(0, len(vectors), 50_000):
         chunk = vectors[start : start + 50_000]
         index.add(np.arange(start, start + len(chunk)), chunk)
     build = time.perf_counter() - started
+    if ef_search:  # the search-time breadth of HNSW: recall against latency
+        faiss.downcast_index(index.index.index).hnsw.efSearch = ef_search
     memory = len(faiss.serialize_index(index.index)) / 2**20
     times, found = [], []
     for q in queries:
@@ -50,18 +52,20 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--heatmap-sizes", type=int, nargs="*", default=[10_000])
+    parser.add_argument("--ef-search", type=int, nargs="*", default=[], help="also HNSW at these efSearch")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, one query at a time, k=5")
-    header = "dim      size  index  build s  memory MiB  p50 ms  p95 ms  recall@5 vs flat"
+    header = "dim      size  index     build s  memory MiB  p50 ms  p95 ms  recall@5 vs flat"
     print(header)
     cases = [(512, n) for n in args.sizes] + [(128 * 128, n) for n in args.heatmap_sizes]
     for dim, n in cases:
         people, vectors = clustered(n, dim, rng)
         queries = _queries(people, args.queries, rng)
         exact = None
-        for kind in ("flat", "hnsw"):
-            build, memory, p50, p95, found = run(kind, vectors, queries)
+        variants = [("flat", None), ("hnsw", None)] + [("hnsw", ef) for ef in args.ef_search]
+        for kind, ef in variants:
+            build, memory, p50, p95, found = run(kind, vectors, queries, ef_search=ef)
             if kind == "flat":
                 exact, recall = found, "-"
             else:

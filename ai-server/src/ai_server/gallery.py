@@ -101,7 +101,7 @@ class VectorIndex:
         elif kind == "hnsw":
             hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
             hnsw.hnsw.efConstruction = 80
-            hnsw.hnsw.efSearch = 128
+            hnsw.hnsw.efSearch = 512  # recall@5 0.93 vs 0.80 at 128 on 100k hard synthetic vectors (bench)
             self.index = faiss.IndexIDMap2(hnsw)
         else:
             raise ValueError(f"unknown index kind {kind!r}")
