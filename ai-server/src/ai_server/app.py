@@ -7,9 +7,11 @@ anything the caller can fix; models and the gallery load in the background at st
 """
 
 import base64
+import errno
 import json
 import logging
 import re
+import sqlite3
 import threading
 import time
 import uuid
@@ -30,6 +32,13 @@ log = logging.getLogger("ai_server")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_NAME = 200
 MAX_METADATA_BYTES = 16 * 1024
+
+
+def storage_full(err: BaseException) -> bool:
+    """ENOSPC/EDQUOT from a file write, or SQLite's "database or disk is full"."""
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(err, sqlite3.OperationalError) and "full" in str(err)
 
 
 class ApiError(Exception):
@@ -132,6 +141,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception):
+        if storage_full(err):  # the files or rows could not be written: nothing was enrolled
+            log.error("storage full", extra={"request_id": g.get("request_id"), "reason": str(err)})
+            message = "the gallery's storage is full; nothing was stored"
+            return error_response(507, "insufficient_storage", message)
         log.exception("unexpected error", extra={"request_id": g.get("request_id")})
         return error_response(500, "internal_error", "the server failed on this request; it is logged")
 

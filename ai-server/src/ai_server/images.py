@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
+MAX_ASPECT = 100  # longer side / shorter side
 
 
 class ImageError(Exception):
@@ -52,9 +53,17 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
                     "image_too_large",
                     f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels",
                 )
+            if max(width, height) > MAX_ASPECT * min(width, height):  # the detector's resize needs >= 1 px
+                raise ImageError(
+                    400, "invalid_image", f"the image is {width}x{height} pixels: not a photo of a person"
+                )
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)  # animated WebP/PNG: the first frame
             image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I"):  # 16-bit greyscale PNG: scale to 8 bits (convert() clips to white)
+                image = Image.fromarray(
+                    (np.asarray(image, dtype=np.float32) / 257).clip(0, 255).astype(np.uint8)
+                )
             return np.asarray(image.convert("RGB"))
     except ImageError:
         raise

@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import media, telemetry
 from .cache import ResultCache
-from .errors import ApiError
+from .errors import ApiError, storage_full
 from .limits import RateLimiter, Slots
 from .settings import Settings
 from .store import Store
@@ -105,6 +105,8 @@ class Gateway:
                     fields[part.name] = raw.decode("utf-8", errors="replace")
         except (ValueError, AssertionError, aiohttp.ClientPayloadError, HttpProcessingError) as err:
             raise ApiError(400, "invalid_request", f"the multipart body cannot be read: {err}") from None
+        except ConnectionResetError:  # the client left mid-body: its mistake, not a 500 in the metrics
+            raise ApiError(400, "invalid_request", "the connection closed before the body ended") from None
         if not files:
             raise ApiError(400, "missing_field", "send the photo as a multipart file field 'image'")
         for data in files:
@@ -278,10 +280,16 @@ def create_app(settings: Settings | None = None) -> web.Application:
         except web.HTTPException as err:
             code = HTTP_CODES.get(err.status, "http_error")
             response = web.json_response(error_body(code, err.reason, request_id), status=err.status)
-        except Exception:
-            log.exception("unexpected error", extra={"request_id": request_id})
-            message = "the gateway failed on this request; it is logged"
-            response = web.json_response(error_body("internal_error", message, request_id), status=500)
+        except Exception as err:
+            if storage_full(err):
+                log.error("storage full", extra={"request_id": request_id, "reason": str(err)})
+                message = "the server's storage is full; nothing was stored, try again later"
+                body = error_body("insufficient_storage", message, request_id)
+                response = web.json_response(body, status=507)
+            else:
+                log.exception("unexpected error", extra={"request_id": request_id})
+                message = "the gateway failed on this request; it is logged"
+                response = web.json_response(error_body("internal_error", message, request_id), status=500)
         response.headers["X-Request-ID"] = request_id
         response.headers["X-Content-Type-Options"] = "nosniff"  # stored photos are served as what they are
         cors(request, response)
@@ -307,7 +315,12 @@ def create_app(settings: Settings | None = None) -> web.Application:
             except (ValueError, KeyError, TypeError):
                 error = {"code": "http_error", "message": ""}
             entry.update(ts=time.time(), kind="rejected", code=error["code"], reason=error["message"])
-            gw.store.add_failure(entry)
+            try:
+                gw.store.add_failure(entry)
+            except Exception as err:  # a full disk must not turn the answer into a 500
+                if not storage_full(err):
+                    raise
+                log.error("failure not recorded: storage full", extra={"request_id": request_id})
         return response
 
     # -- match -------------------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ class Store:
             self.db.execute("COMMIT")
             return out
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite has already rolled back after "database or disk is full"
+                self.db.execute("ROLLBACK")
             raise
 
     def writable(self) -> bool:

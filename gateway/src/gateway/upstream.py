@@ -130,7 +130,7 @@ class Upstream:
                 telemetry.UPSTREAM_SECONDS.labels(call).observe(time.perf_counter() - started)
                 if reply.status not in UNAVAILABLE:
                     self.breaker.success()
-                    if reply.status >= 500:
+                    if reply.status >= 500 and reply.status != 507:  # 507: its storage is full, said cleanly
                         self._failed(request_id, method, path, started, f"ai-server answered {reply.status}")
                         message = "the recognition service failed on this request"
                         raise ApiError(502, "upstream_error", message)

@@ -1,0 +1,68 @@
+"""One ai-server and one gateway for the whole reliability run, real processes on loopback, each with its
+data directory on a small tmpfs of its own when this machine lets us mount one (root with CAP_SYS_ADMIN,
+as on CI), so that "disk full" is a real ENOSPC from the kernel. The process helpers and the OpenAPI
+contract check are the gateway tests' own (gateway/tests/conftest.py), loaded under another name."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.append(str(REPO / "gateway" / "tests"))  # its photos module
+_spec = importlib.util.spec_from_file_location("gateway_helpers", REPO / "gateway/tests/conftest.py")
+helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helpers)
+
+TMPFS_MB = 64
+
+
+def mount_tmpfs(path: Path, megabytes: int) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    command = ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0755", "tmpfs", str(path)]
+    return subprocess.run(command, capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def volumes(tmp_path_factory):
+    """Data roots of the two services: {"ai": Path, "gateway": Path, "tmpfs": bool}."""
+    root = tmp_path_factory.mktemp("reliability")
+    ai, gw = root / "ai-volume", root / "gateway-volume"
+    mounted = [p for p in (ai, gw) if mount_tmpfs(p, TMPFS_MB)]
+    yield {"ai": ai, "gateway": gw, "tmpfs": len(mounted) == 2, "root": root}
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def ai_server(volumes):
+    server = helpers.AiServer(volumes["ai"])
+    server.log = volumes["root"] / "ai-server.log"  # logs off the small volume
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(ai_server, volumes):
+    gw = helpers.Gateway(volumes["gateway"], ai_server.url, breaker_reset_s=1, rate_burst=10000)
+    gw.log = volumes["root"] / "gateway.log"
+    gw.keys = {"admin": gw.new_key("admin"), "search": gw.new_key("search")}
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(gateway):
+    return helpers.Api(gateway.url, gateway.keys["admin"])
+
+
+@pytest.fixture(scope="session")
+def search(gateway):
+    return helpers.Api(gateway.url, gateway.keys["search"])
