@@ -52,6 +52,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     )
 
 
+def _teacher(args: argparse.Namespace) -> None:
+    from .teacher import evaluate_teacher
+
+    evaluate_teacher(args.out, args.cache, args.pairs_per_fold, args.bootstrap, args.seed)
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     from .reproduce import reproduce
 
@@ -174,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("teacher", help="evaluate the distillation teacher (dlib ResNet) on the pairs sets")
+    p.add_argument("--out", required=True, help="metrics JSON")
+    p.add_argument("--cache", default="runs/distil/.teacher-cache", help="teacher embedding cache")
+    p.add_argument("--pairs-per-fold", type=int, help="first n same and n different pairs per fold")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_teacher)
 
     p = sub.add_parser("reproduce", help="run the paper's protocol: train and evaluate every model")
     p.add_argument("--runs", default="runs/repro", help="folder of all runs (resumed if present)")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data
-from .augment import AugmentConfig, augment
+from .augment import AugmentConfig, augment, geometry
 from .cam import cached_heatmaps
 from .metrics import accuracy, macro_f1
 from .models import ArcFace, build_model, load_model, model_input, save_model, sha256_file, widen_stem
@@ -55,6 +55,13 @@ class TrainConfig:
     holdout_seed: int = data.HOLDOUT_SEED
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     device: str = "auto"  # auto = cuda when available
+    # Distillation from dlib's ResNet (teacher.py); off by default. Loss = arcface_weight * ArcFace
+    # + distill_weight * (1 - cos(projection(embedding), teacher)) + distill_relation_weight * mean squared
+    # difference of the batch's cosine-similarity matrices (student embedding vs teacher).
+    arcface_weight: float = 1.0
+    distill_weight: float = 0.0
+    distill_relation_weight: float = 0.0
+    distill_cache: str | None = None  # teacher embedding cache (default <out>/../.teacher-cache)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -68,6 +75,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @property
+    def distils(self) -> bool:
+        return self.distill_weight > 0 or self.distill_relation_weight > 0
 
 
 def _device(name: str) -> torch.device:
@@ -150,7 +161,22 @@ def train(
     model.to(device, memory_format=torch.channels_last)
     head.to(device)
 
+    teacher_emb = projection = None
+    if config.distils:
+        from .teacher import TEACHER_DIM, cached_embeddings
+
+        teacher_cache = config.distill_cache or out_dir.parent / ".teacher-cache"
+        teacher_emb = cached_embeddings(images, teacher_cache, mirrors=True, log=log)  # (N, 2, 128)
+        # training only: maps the student's embedding into the teacher's space; saved beside the model
+        # (projection.pt), never inside the model file that evaluation and serving load
+        projection = torch.nn.Linear(config.embedding_dim, TEACHER_DIM, bias=False)
+        if config.init_from and Path(config.init_from).with_name("projection.pt").exists():
+            projection.load_state_dict(torch.load(Path(config.init_from).with_name("projection.pt")))
+        projection.to(device)
+
     params = list(model.parameters()) + list(head.parameters())
+    if projection is not None:
+        params += list(projection.parameters())
     if config.optimizer == "sgd":
         opt = torch.optim.SGD(
             params, config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
@@ -194,6 +220,8 @@ def train(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         g.set_state(state["generator"])
+        if projection is not None:
+            projection.load_state_dict(state["projection"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"]
         log(f"resuming {out_dir} after epoch {start_epoch}")
@@ -201,23 +229,34 @@ def train(
     last = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
     images, labels = images.to(device), labels.to(device)
     heat = heat.to(device) if heat is not None else None
+    teacher_emb = teacher_emb.to(device) if teacher_emb is not None else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     for epoch in range(start_epoch, last):
         model.train()
         head.train()
         started = time.perf_counter()
         order = torch.randperm(len(images), generator=g).to(device)
-        losses = []
+        losses, parts = [], []
         for i in range(steps_per_epoch):
             idx = order[i * config.batch_size : (i + 1) * config.batch_size]
             rgb = images[idx].float() / 255.0
             h = heat[idx].float() if heat is not None else None
+            flipped = _flips(len(idx), config.augment, g) if teacher_emb is not None else None
             rgb, h = augment(rgb, h, config.input_size, config.augment, g)
             step = epoch * steps_per_epoch + i
             margin = config.margin * min(1.0, step / margin_steps) if margin_steps else None
             with autocast:
                 emb = model(model_input(rgb, h, config.input_size))
             loss = F.cross_entropy(head(emb.float(), labels[idx], margin), labels[idx])
+            if teacher_emb is not None:
+                target = teacher_emb[idx, flipped.to(device).long()]  # a mirrored crop: the mirror's
+                cos_loss, rel_loss = distill_losses(emb.float(), projection, target)
+                parts.append([loss.item(), cos_loss.item(), rel_loss.item()])
+                loss = (
+                    config.arcface_weight * loss
+                    + config.distill_weight * cos_loss
+                    + config.distill_relation_weight * rel_loss
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -236,6 +275,9 @@ def train(
             "device": str(device),
             "threads": torch.get_num_threads(),
         }
+        if parts:
+            arc, cos, rel = np.mean(parts, axis=0).tolist()
+            entry.update(arcface_loss=arc, distill_cosine_loss=cos, distill_relation_loss=rel)
         save_model(out_dir / "model.pt", model, head, {**model_config, "epochs_done": epoch + 1})
         _atomic_torch_save(
             {
@@ -246,13 +288,37 @@ def train(
                 "generator": g.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "epoch": epoch + 1,
+                **({"projection": projection.state_dict()} if projection is not None else {}),
             },
             state_path,
         )
+        if projection is not None:
+            _atomic_torch_save(projection.state_dict(), out_dir / "projection.pt")
         with open(out_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(entry) + "\n")
         log(json.dumps(entry))
     return out_dir / "model.pt"
+
+
+def _flips(n: int, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """Which of the next batch's images `augment` will mirror: its first draw is `geometry`, so replaying
+    that draw on a copy of the generator tells, without changing the augmentation (rotation stays within
+    +-90 degrees, so the sign of the map's x scale is the flip)."""
+    replay = torch.Generator().manual_seed(0)
+    replay.set_state(g.get_state())
+    return geometry(n, cfg, replay)[:, 0, 0] < 0
+
+
+def distill_losses(
+    emb: torch.Tensor, projection: torch.nn.Module, teacher: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1 - cosine(projection(embedding), teacher) averaged over the batch, the mean squared difference
+    of the batch's off-diagonal cosine-similarity matrices: student embedding vs teacher)."""
+    cos_loss = 1.0 - F.cosine_similarity(projection(emb), teacher, dim=1).mean()
+    s, t = F.normalize(emb, dim=1), F.normalize(teacher, dim=1)
+    off = ~torch.eye(len(emb), dtype=torch.bool, device=emb.device)
+    rel_loss = ((s @ s.T - t @ t.T)[off] ** 2).mean()
+    return cos_loss, rel_loss
 
 
 def _init_from(model, head: ArcFace, path: str, classes: list[str]) -> None:

@@ -1,0 +1,123 @@
+"""Distillation from dlib's ResNet: the real teacher on a few faces, and the training path end to end."""
+
+import json
+
+import pytest
+import torch
+from conftest import smoke_config
+
+from ai_server import data
+from ai_server.models import load_model
+from ai_server.teacher import Teacher, cached_embeddings
+from ai_server.train import _flips, train
+
+pytest.importorskip("dlib", reason="the teacher is a training-only dependency (requirements-dev.lock)")
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return Teacher()
+
+
+def test_teacher_knows_identities_and_caches_by_content(teacher, tmp_path):
+    """Two identities, two images each: the same person is closer than another; mirrors stay close."""
+    train_set = data.training_identities()
+    picks = [train_set.labels.index(y) + k for y in (0, 1) for k in (0, 1)]
+    images = data.load_images([train_set.paths[i] for i in picks])
+    emb = cached_embeddings(images, tmp_path, teacher=teacher, log=lambda _: None)
+    assert emb.shape == (4, 2, 128)
+    e = torch.nn.functional.normalize(emb[:, 0], dim=1)
+    sims = e @ e.T
+    assert sims[0, 1] > sims[0, 2] and sims[0, 1] > sims[0, 3], sims
+    assert sims[2, 3] > sims[2, 0] and sims[2, 3] > sims[2, 1], sims
+    mirror = torch.nn.functional.normalize(emb[:, 1], dim=1)
+    assert (e * mirror).sum(1).min() > 0.9  # an image and its mirror: the same person
+
+    class Refuses:
+        def embed(self, images):
+            raise AssertionError("cached images must not reach the teacher")
+
+    again = cached_embeddings(images[[3, 1]], tmp_path, teacher=Refuses(), log=lambda _: None)
+    assert torch.equal(again, emb[[3, 1]])
+
+
+class PixelTeacher:
+    """A stand-in teacher for the training smoke tests: a fixed random projection of the 8x8 thumbnail,
+    so that the target is a learnable function of the image (and a mirror gets another target)."""
+
+    def embed(self, images):
+        thumbs = torch.nn.functional.adaptive_avg_pool2d(images.float() / 255, 8).flatten(1)
+        proj = torch.randn(thumbs.shape[1], 128, generator=torch.Generator().manual_seed(0))
+        return torch.nn.functional.normalize(thumbs @ proj, dim=1).numpy()
+
+
+def _distil_config(**overrides):
+    return smoke_config(**{"distill_weight": 2.0, "distill_relation_weight": 1.0, **overrides})
+
+
+def _prefill(cache, config):
+    from ai_server.train import _select_identities
+
+    everyone = _select_identities(data.training_identities(), config.identities)
+    train_set, _ = data.holdout_split(everyone, config.holdout_fraction, config.holdout_seed)
+    cached_embeddings(data.load_images(train_set.paths), cache, teacher=PixelTeacher(), log=lambda _: None)
+
+
+def test_distilled_training_resumes_exactly_and_ships_no_projection(tmp_path):
+    cache = tmp_path / "cache"
+    config = _distil_config(distill_cache=str(cache))
+    _prefill(cache, config)
+    straight = train(config, tmp_path / "a", log=lambda _: None)
+    train(config, tmp_path / "b", until_epoch=1, log=lambda _: None)
+    resumed = train(config, tmp_path / "b", log=lambda _: None)
+    a, b = torch.load(straight, weights_only=True), torch.load(resumed, weights_only=True)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [e["loss"] for e in log] == [
+        json.loads(line)["loss"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()
+    ]
+    assert all(0 <= e["distill_cosine_loss"] <= 2 and e["distill_relation_loss"] >= 0 for e in log)
+    # the projection head is training only: beside the model, not in the model file
+    assert (tmp_path / "a" / "projection.pt").exists()
+    model, _, cfg = load_model(straight)
+    assert not any(k.startswith("projection") for k in a["model"]) and "projection" not in a
+    assert cfg["train_config"]["distill_weight"] == 2.0
+    # a Heatmap student seeded from the distilled Base starts from its projection too
+    heat = _distil_config(
+        distill_cache=str(cache),
+        in_channels=4,
+        heatmap_source=str(straight),
+        init_from=str(straight),
+        epochs=1,
+    )
+    train(heat, tmp_path / "heat", log=lambda _: None)
+    assert load_model(tmp_path / "heat" / "model.pt")[0].in_channels == 4
+
+
+def test_distillation_pulls_the_projection_towards_the_teacher(tmp_path):
+    """With the ArcFace term off, the cosine term alone must fall: the student learns the teacher."""
+    cache = tmp_path / "cache"
+    config = _distil_config(
+        distill_cache=str(cache), arcface_weight=0.0, distill_relation_weight=0.0, epochs=5, lr=0.1
+    )
+    _prefill(cache, config)
+    train(config, tmp_path / "run", log=lambda _: None)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["distill_cosine_loss"] < 0.8 * log[0]["distill_cosine_loss"], log
+
+
+def test_flip_replay_matches_the_augmentation():
+    """The teacher target of a mirrored crop is the mirror's: `_flips` must predict augment's flips."""
+    from ai_server.augment import AugmentConfig, augment
+
+    cfg = AugmentConfig(scale=(1.0, 1.0), ratio=(1.0, 1.0), rotation=0.0, brightness=0, contrast=0)
+    cfg = AugmentConfig(**{**cfg.__dict__, "saturation": 0, "blur": 0, "erase": 0})
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(16, 3, 8, 8)
+    flips = _flips(16, cfg, g)
+    out, _ = augment(x, None, 8, cfg, g)
+    assert 0 < flips.sum() < 16
+    for i in range(16):
+        expected = x[i].flip(-1) if flips[i] else x[i]
+        assert torch.allclose(out[i], expected, atol=1e-5), i
