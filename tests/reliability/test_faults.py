@@ -237,6 +237,7 @@ def test_ai_server_disk_full_is_a_507_and_the_gallery_stays_whole(tmpfs, ai_serv
     for sub in ("faces", "thumbs"):  # gallery.py leaves its partial .tmp on ENOSPC (see the report)
         for path in (root / sub).glob("*.tmp"):
             path.unlink()
+    print(f"partial files the failed enrolment left: {leftovers}")
     assert ai_gallery_consistent(ai_server) == before, leftovers
     reply = admin("POST", "/v1/persons", data={"name": "full disk"}, files=face)
     assert reply.status_code == 201, reply.text

@@ -1,0 +1,170 @@
+"""End to end under load: wrk against the gateway's /v1/match with a real gallery, 1 to 64 connections.
+
+Starts a private ai-server (its defaults: 2 workers, 1 torch thread each) with the CelebA validation
+identities enrolled by `ai-server enrol` (1 photo each), and a gateway in front with its defaults except
+the result cache (off, so every request reaches the ai-server) and the per-key rate limit (out of the way).
+wrk posts 32 different photos round-robin (Lua: bench/wrk_match.lua) and counts every status with its
+error code. Each run starts once the gateway has nothing left waiting from the one before. Then the same
+at 1 and 8 connections straight at the ai-server (the gateway's overhead under load), and one run at 128
+connections, beyond the gateway's 8 in flight + 64 waiting, where the only extra answers allowed are
+clean 503s. Usage: python bench/wrk_match.py [--seconds 10] [--json out.json]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from gateway_overhead import BIN, DATA, free_port, start
+
+from ai_server import data
+
+HERE = Path(__file__).resolve().parent
+BOUNDARY = "wrkbench7f3a"
+
+
+def bodies(folder: Path, n: int) -> None:
+    images = data.validation_identities()
+    seen = set()
+    for path, label in zip(images.paths, images.labels, strict=True):
+        if label in seen or len(seen) == n:
+            continue
+        seen.add(label)
+        jpeg = data.sample_photo(path)
+        body = (
+            (
+                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="k"\r\n\r\n5\r\n'
+                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n'
+                "Content-Type: image/jpeg\r\n\r\n"
+            ).encode()
+            + jpeg
+            + f"\r\n--{BOUNDARY}--\r\n".encode()
+        )
+        (folder / f"body{len(seen)}.bin").write_bytes(body)
+
+
+def wrk(url: str, connections: int, seconds: int, folder: Path, n: int, key: str) -> dict:
+    command = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds}s",
+               "--timeout", "30s", "-s", str(HERE / "wrk_match.lua"), url, "--", str(folder), str(n), key,
+               BOUNDARY]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result = {"connections": connections, "statuses": {}}
+    for line in out.splitlines():
+        parts = line.split()
+        if parts[:1] == ["status"]:
+            result["statuses"][parts[1]] = result["statuses"].get(parts[1], 0) + int(parts[2])
+        elif parts[:1] == ["stat"]:
+            result[parts[1]] = float(parts[2])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["non_2xx"] = sum(v for k, v in result["statuses"].items() if not k.startswith("2"))
+    result["server_errors"] = sum(v for k, v in result["statuses"].items() if k.startswith("5"))
+    return result
+
+
+def drained(base: str, seconds: float = 60) -> None:
+    """Wait until the gateway has no request left waiting: requests of a finished run whose clients left
+    are still served (aiohttp does not cancel them), and would take queue places from the next run."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        text = requests.get(base + "/metrics", timeout=10).text
+        if re.search(r"^gateway_waiting_requests 0\.0$", text, re.M):
+            break
+        time.sleep(0.5)
+    time.sleep(2)  # the last calls in flight finish
+
+
+def row(target: str, r: dict) -> str:
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
+    errors = int(r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"])
+    return (
+        f"| {target} | {r['connections']} | {r['rps']:.1f} | {r['p50_us'] / 1e3:.0f} "
+        f"| {r['p90_us'] / 1e3:.0f} | {r['p99_us'] / 1e3:.0f} | {r['max_us'] / 1e3:.0f} | {r['non_2xx']} "
+        f"| {errors} | {statuses} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--overload", type=int, default=128)
+    parser.add_argument("--photos", type=int, default=32)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: make wrk (apt-get install wrk)")
+    tmp = Path(tempfile.mkdtemp(prefix="wrk-bench-"))
+    (tmp / "bodies").mkdir()
+    bodies(tmp / "bodies", args.photos)
+    ai_port, gw_port = free_port(), free_port()
+    ai_env = {"AI_SERVER_DATA_DIR": str(tmp / "gallery"), "AI_SERVER_PORT": str(ai_port)}
+    people = DATA / "splits" / "celeba_val_ids.txt"
+    enrol = [BIN / "ai-server", "enrol", DATA / "faces112" / "celeba", "--aligned", "--per-person", "1",
+             "--people", people]  # fmt: skip
+    subprocess.run(enrol, env={**os.environ, **ai_env}, check=True, capture_output=True)
+    gw_env = {
+        "GATEWAY_PORT": str(gw_port),
+        "GATEWAY_AI_SERVER_URL": f"http://127.0.0.1:{ai_port}",
+        "GATEWAY_DATA_DIR": str(tmp / "gateway"),
+        "GATEWAY_CACHE_ENTRIES": "0",
+        "GATEWAY_RATE_PER_MINUTE": "10000000",
+        "GATEWAY_RATE_BURST": "1000000",
+    }
+    create = [BIN / "gateway", "keys", "create", "--role", "search"]
+    key = subprocess.run(create, env={**os.environ, **gw_env}, check=True, capture_output=True, text=True)
+    key = key.stdout.strip()
+    processes = []
+    try:
+        with open(tmp / "services.log", "ab") as log:
+            processes.append(
+                start([BIN / "ai-server", "serve"], ai_env, f"http://127.0.0.1:{ai_port}/readyz", log)
+            )
+            processes.append(
+                start([BIN / "gateway", "serve"], gw_env, f"http://127.0.0.1:{gw_port}/readyz", log)
+            )
+        gateway, direct = f"http://127.0.0.1:{gw_port}/v1/match", f"http://127.0.0.1:{ai_port}/v1/match"
+        wrk(gateway, 2, 3, tmp / "bodies", args.photos, key)  # warm-up
+        runs = []
+        for c in args.connections:
+            drained(f"http://127.0.0.1:{gw_port}")
+            runs.append(("gateway", wrk(gateway, c, args.seconds, tmp / "bodies", args.photos, key)))
+            if c <= 8:
+                drained(f"http://127.0.0.1:{gw_port}")
+                runs.append(
+                    ("ai-server direct", wrk(direct, c, args.seconds, tmp / "bodies", args.photos, key))
+                )
+        if args.overload:
+            drained(f"http://127.0.0.1:{gw_port}")
+            runs.append(
+                (
+                    "gateway (overload)",
+                    wrk(gateway, args.overload, args.seconds, tmp / "bodies", args.photos, key),
+                )
+            )
+    finally:
+        for process in processes:
+            os.killpg(process.pid, 15)
+            process.wait(30)
+    print(f"### wrk against /v1/match ({args.seconds} s per run, {args.photos} different photos, gallery of "
+          f"{len(people.read_text().split())} persons, result cache off)\n")  # fmt: skip
+    columns = "target|connections|req/s|p50 ms|p90 ms|p99 ms|max ms|non-2xx|socket errors, timeouts|statuses"
+    print(f"| {' | '.join(columns.split('|'))} |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for target, r in runs:
+        print(row(target, r))
+    if args.json:
+        Path(args.json).write_text(json.dumps([{"target": t, **r} for t, r in runs], indent=1))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
