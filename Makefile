@@ -114,3 +114,20 @@ bench-cam: venv
 lock: venv
 	{ grep '^#' requirements-dev.lock; $(BIN)/pip freeze --exclude-editable; } > requirements-dev.lock.new
 	mv requirements-dev.lock.new requirements-dev.lock
+
+# Beyond the paper (issue 10): dlib's ResNet (training-only pins) teaches ShuffleNetV2 Base, then the Heatmap
+# model seeded from it and reading its maps; evaluation, the teacher's own numbers, then the report. Resumable.
+# The committed runs trained on a GPU with this code (docs/results.md); on 2 CPU cores expect about 2 hours.
+DISTIL := runs/distil
+DISTIL_CONFIG := ai-server/configs/distil/shufflenet_v2_x1_0.json
+.PHONY: distil
+distil: venv
+	$(BIN)/ai-server train $(DISTIL_CONFIG) --out $(DISTIL)/shufflenet-base-cos2-s0 --set seed=0
+	$(BIN)/ai-server train $(DISTIL_CONFIG) --out $(DISTIL)/shufflenet-heatmap-cos2-s0 --set seed=0 --set in_channels=4 \
+		--set heatmap_source=$(DISTIL)/shufflenet-base-cos2-s0/model.pt --set init_from=$(DISTIL)/shufflenet-base-cos2-s0/model.pt
+	for r in shufflenet-base-cos2-s0 shufflenet-heatmap-cos2-s0; do \
+		test -f $(DISTIL)/$$r/metrics.json || $(BIN)/ai-server evaluate $(DISTIL)/$$r/model.pt --out $(DISTIL)/$$r/metrics.json; done
+	$(BIN)/ai-server teacher --out $(DISTIL)/teacher/metrics.json --cache $(DISTIL)/.teacher-cache
+	for m in $(DISTIL)/*/metrics.json; do r=$$(basename $$(dirname $$m)); mkdir -p docs/results/distil/$$r; \
+		cp $(DISTIL)/$$r/*.json* docs/results/distil/$$r/; done
+	$(BIN)/ai-server report
