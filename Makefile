@@ -51,10 +51,11 @@ SOAK_SECONDS ?= 600
 soak: venv
 	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -s tests/reliability/test_soak.py
 
-# Every benchmark against its baseline in one run (about 15 minutes on 2 cores), then docs/benchmarks.md
-# and docs/figures/bench_*.png from their output.
+# Every benchmark against its baseline in one run (about 15 minutes on 2 quiet cores), then
+# docs/benchmarks.md and docs/figures/bench_*.png from their output. On a busy machine:
+# make bench BENCH_ARGS="--threads 1 --quick" (7 minutes; see docs/benchmarks.md for why 1 thread).
 bench: venv wrk
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 # Debian's wrk load generator, installed when missing.
 wrk:
