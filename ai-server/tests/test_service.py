@@ -263,3 +263,21 @@ def test_another_model_is_refused_until_reembedded(tiny_weights, tmp_path, peopl
     served = _app(tiny_weights, tmp_path / "g", vector="heatmap_vector")
     body = _match(served, photo(people[sorted(people)[0]][0])).json
     assert body["model"]["vector"] == "heatmap_vector" and body["matches"][0]["name"] == "Old"
+
+
+def test_a_failed_file_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    from ai_server import gallery
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gallery.os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        gallery._atomic_write(tmp_path / "face.png", b"x" * 1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_very_thin_image_is_searched_without_error():
+    from ai_server.faces import FaceDetector
+
+    assert FaceDetector().detect(np.zeros((1, 3000, 3), np.uint8)) == []

@@ -58,7 +58,11 @@ class FaceDetector:
         """All faces in an RGB uint8 image, largest first, in original image coordinates."""
         h, w = rgb.shape[:2]
         scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-        small = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)), cv2.INTER_AREA)
+        small = (
+            rgb
+            if scale == 1.0
+            else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_AREA)
+        )
         faces = self._run(small, 0.9) or self._run(small, 0.5)
         offset = np.zeros(2, dtype=np.float32)
         if not faces:

@@ -547,8 +547,12 @@ def _png(crop: np.ndarray) -> bytes:
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write, fsync, rename: after a crash the file is either complete or absent."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:  # e.g. a full disk: leave no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
