@@ -123,11 +123,11 @@ DISTIL := runs/distil
 DISTIL_CONFIG := ai-server/configs/distil/shufflenet_v2_x1_0.json
 .PHONY: distil
 distil: venv
-	$(BIN)/ai-server train $(DISTIL_CONFIG) --out $(DISTIL)/shufflenet-base-cos2-s0 --set seed=0
-	$(BIN)/ai-server train $(DISTIL_CONFIG) --out $(DISTIL)/shufflenet-heatmap-cos2-s0 --set seed=0 --set in_channels=4 \
-		--set heatmap_source=$(DISTIL)/shufflenet-base-cos2-s0/model.pt --set init_from=$(DISTIL)/shufflenet-base-cos2-s0/model.pt
-	for r in shufflenet-base-cos2-s0 shufflenet-heatmap-cos2-s0; do \
-		test -f $(DISTIL)/$$r/metrics.json || $(BIN)/ai-server evaluate $(DISTIL)/$$r/model.pt --out $(DISTIL)/$$r/metrics.json; done
+	$(BIN)/ai-server train $(DISTIL_CONFIG) --out $(DISTIL)/shufflenet-base-ccos2rel1-s0 --set seed=0
+	$(BIN)/ai-server train $(DISTIL_CONFIG) --out $(DISTIL)/shufflenet-heatmap-ccos2rel1-s0 --set seed=0 --set in_channels=4 \
+		--set heatmap_source=$(DISTIL)/shufflenet-base-ccos2rel1-s0/model.pt --set init_from=$(DISTIL)/shufflenet-base-ccos2rel1-s0/model.pt
+	for r in shufflenet-base-ccos2rel1-s0 shufflenet-heatmap-ccos2rel1-s0; do \
+		test -f $(DISTIL)/$$r/metrics.json || $(BIN)/ai-server evaluate $(DISTIL)/$$r/model.pt --out $(DISTIL)/$$r/metrics.json --repeats 1; done
 	$(BIN)/ai-server teacher --out $(DISTIL)/teacher/metrics.json --cache $(DISTIL)/.teacher-cache
 	for m in $(DISTIL)/*/metrics.json; do r=$$(basename $$(dirname $$m)); mkdir -p docs/results/distil/$$r; \
 		cp $(DISTIL)/$$r/*.json* docs/results/distil/$$r/; done

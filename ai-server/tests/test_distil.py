@@ -65,7 +65,7 @@ def _prefill(cache, config):
 
 def test_distilled_training_resumes_exactly_and_ships_no_projection(tmp_path):
     cache = tmp_path / "cache"
-    config = _distil_config(distill_cache=str(cache))
+    config = _distil_config(distill_cache=str(cache), distill_center=True)
     _prefill(cache, config)
     straight = train(config, tmp_path / "a", log=lambda _: None)
     train(config, tmp_path / "b", until_epoch=1, log=lambda _: None)
