@@ -121,3 +121,25 @@ def test_flip_replay_matches_the_augmentation():
     for i in range(16):
         expected = x[i].flip(-1) if flips[i] else x[i]
         assert torch.allclose(out[i], expected, atol=1e-5), i
+
+
+def test_report_states_the_gap_closed_and_the_heatmap_comparison():
+    from ai_server.report import _distil_findings
+
+    def metrics(lfw, val):
+        pairs = {
+            name: {"embedding": {"auc": auc, "auc_ci": [auc - 0.01, auc + 0.01]}}
+            for name, auc in (("lfw", lfw), ("celeba_val", val))
+        }
+        ident = {"celeba_val": {"embedding": {"top1": 0.3, "top5": 0.6}}}
+        return {"verification": pairs, "identification": ident}
+
+    teacher, paper = {"metrics": metrics(1.0, 0.99)}, {"metrics": metrics(0.90, 0.88)}
+    full = [
+        {"name": "shufflenet-base-x-s0", "metrics": metrics(0.92, 0.89)},
+        {"name": "shufflenet-heatmap-x-s0", "metrics": metrics(0.93, 0.935)},
+    ]
+    lfw, val, _, heat = _distil_findings(teacher, paper, full)
+    assert "(shufflenet-heatmap-x-s0) 0.930: +0.030, +30% of the gap" in lfw  # chosen by val, not LFW
+    assert "+0.055, +50% of the gap" in val
+    assert "0.935 vs 0.890 (+0.045; the 95% CIs do not overlap)" in heat

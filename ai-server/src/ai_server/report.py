@@ -430,6 +430,7 @@ def write_report(results: Path, docs: Path, weights_dir: Path) -> Path:
         identification=_identification_table(groups),
         shipped=_shipped_table(manifest),
         default=manifest["default"],
+        beyond=_beyond_the_paper(groups, results, figures),
     )
     path = docs / "results.md"
     path.write_text(text)
@@ -461,3 +462,232 @@ def _shipped_table(manifest: dict) -> str:
         "ECE raw cosine",
     ]
     return _table(header, rows)
+
+
+# ---- Beyond the paper: distillation from dlib's ResNet (issue 10) ----
+# Read from docs/results/distil/<run>/ (metrics.json, and log.jsonl + config.json for students) and
+# docs/results/distil/teacher/metrics.json. A student evaluated on the validation pairs only took part in
+# choosing the distillation weights; the fully evaluated ones (LFW too) are the chosen recipe.
+
+
+def _load_distil(results: Path) -> dict[str, dict]:
+    runs = {}
+    folder = results / "distil"
+    for d in sorted(folder.iterdir()) if folder.is_dir() else []:
+        run = {"name": d.name, "metrics": json.loads((d / "metrics.json").read_text())}
+        if (d / "log.jsonl").exists():
+            run["log"] = [json.loads(line) for line in (d / "log.jsonl").read_text().splitlines()]
+            run["config"] = json.loads((d / "config.json").read_text())
+        runs[d.name] = run
+    return runs
+
+
+def _ci(value: float, ci) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+
+
+def _open_set_cells(m: dict) -> list[str]:
+    cells = []
+    for pair_set in ("lfw", "celeba_val"):
+        r = m["verification"].get(pair_set, {}).get("embedding")
+        cells += [_ci(r["auc"], r["auc_ci"]), f"{r['tar_at_far_0.001']:.3f}"] if r else ["", ""]
+    ident = m["identification"].get("celeba_val", {}).get("embedding")
+    cells += (
+        [_ci(ident["top1"], ident["top1_ci"]), _ci(ident["top5"], ident["top5_ci"])] if ident else ["", ""]
+    )
+    return cells
+
+
+def _val_auc(m: dict) -> float:
+    return m["verification"]["celeba_val"]["embedding"]["auc"]
+
+
+def _distil_kind(name: str) -> str:
+    return "Heatmap-distilled" if "-heatmap-" in name else "Base-distilled"
+
+
+def _best_paper_student(groups) -> dict | None:
+    """The paper-style run (Base or Heatmap, any backbone and seed) with the best validation-pairs AUC."""
+    runs = [r for (_, kind), rs in groups.items() if kind in ("base", "heatmap") for r in rs]
+    return max(runs, key=lambda r: _val_auc(r["metrics"])) if runs else None
+
+
+def _plot_distil_roc(rows: list[tuple[str, dict]], path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, pair_set in zip(axes, ("lfw", "celeba_val"), strict=True):
+        for label, m in rows:
+            r = m["verification"][pair_set]["embedding"]
+            ax.plot(r["roc"]["fpr"], r["roc"]["tpr"], label=f"{label} (AUC {r['auc']:.3f})")
+        ax.plot([0, 1], [0, 1], color="black", lw=0.5)
+        ax.set_xscale("symlog", linthresh=1e-3)
+        ax.set_xlabel("false accept rate")
+        ax.set_ylabel("true accept rate")
+        ax.set_title(f"ROC on {pair_set} pairs")
+        ax.legend(fontsize=7, loc="lower right")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _student_parameters(config: dict) -> int:
+    from .models import build_model
+
+    model = build_model(config["arch"], config["in_channels"], config["embedding_dim"], config["dropout"])
+    return sum(p.numel() for p in model.parameters())
+
+
+def _beyond_the_paper(groups, results: Path, figures: Path) -> str:
+    """The 'Beyond the paper' section: teacher, best paper-style student and distilled students."""
+    distil = _load_distil(results)
+    teacher = distil.pop("teacher", None)
+    if teacher is None or not distil:
+        return "No distillation results yet (`make distil`)."
+    paper = _best_paper_student(groups)
+    full = [r for r in distil.values() if "lfw" in r["metrics"]["verification"]]
+    rows = [("dlib ResNet teacher (not served)", "teacher", teacher["metrics"])]
+    rows.append(
+        (f"best paper-style student: {_name(*paper['name'].split('-')[:2])}", paper["name"], paper["metrics"])
+    )
+    rows += [(f"ShuffleNetV2 {_distil_kind(r['name'])}", r["name"], r["metrics"]) for r in full]
+    header = [
+        "model",
+        "run",
+        "LFW AUC",
+        "LFW TAR@FAR 1e-3",
+        "val AUC",
+        "val TAR@FAR 1e-3",
+        "val top-1",
+        "val top-5",
+    ]
+    main = _table(header, [[label, name, *_open_set_cells(m)] for label, name, m in rows])
+    _plot_distil_roc(
+        [(f"{label.split(': ')[-1]} ({name})", m) for label, name, m in rows], figures / "roc_distil.png"
+    )
+
+    variants = []
+    for r in distil.values():
+        c, log = r["config"], r["log"]
+        ident = r["metrics"]["identification"]["celeba_val"]["embedding"]
+        v = r["metrics"]["verification"]["celeba_val"]["embedding"]
+        variants.append(
+            [
+                r["name"],
+                f"{c['arcface_weight']:g} / {c['distill_weight']:g} / {c['distill_relation_weight']:g}",
+                "yes" if c.get("distill_center") else "no",
+                _ci(v["auc"], v["auc_ci"]),
+                _ci(ident["top1"], ident["top1_ci"]),
+                _ci(ident["top5"], ident["top5_ci"]),
+                f"{log[-1]['heldout_f1']:.3f}",
+                f"{sum(e['train_seconds'] for e in log) / 60:.1f} ({log[-1]['device']})",
+            ]
+        )
+    header = [
+        "run",
+        "ArcFace / cosine / relational weight",
+        "centred",
+        "val AUC",
+        "val top-1",
+        "val top-5",
+        "held-out F1",
+        "train min",
+    ]
+    variant_table = _table(header, variants)
+
+    ablation_rows = []
+    for r in full:
+        for condition, modes in r["metrics"]["ablation"].get("heldout", {}).items():
+            ablation_rows.append(
+                [r["name"], condition]
+                + [_ci(modes[k]["f1"], modes[k]["f1_ci"]) for k in ("normal", "zero", "random", "shuffle")]
+            )
+    for condition in (
+        ("occlusion_0.3", "brightness_1.15", "noise_0.1") if ("shufflenet", "heatmap") in groups else ()
+    ):
+        ablation_rows.append(
+            ["paper-style ShuffleNetV2 Heatmap", condition]
+            + [
+                _cell(groups[("shufflenet", "heatmap")], lambda m, c=condition, k=k: _ablation(m, c, k))
+                for k in ("normal", "zero", "random", "shuffle")
+            ]
+        )
+    ablation = _table(["model", "condition", "Normal", "Zero", "Random", "Shuffle"], ablation_rows)
+    closed = _table(
+        ["run", "held-out F1", "Yale dark F1"],
+        [
+            [r["name"]]
+            + [
+                _ci(
+                    r["metrics"]["closed_set"][s]["original"]["f1"],
+                    r["metrics"]["closed_set"][s]["original"]["f1_ci"],
+                )
+                for s in ("heldout", "yale_dark")
+            ]
+            for r in [paper, *full]
+        ],
+    )
+    return "\n\n".join(
+        [
+            "\n".join(f"- {line}" for line in _distil_findings(teacher, paper, full)),
+            "### Open set: teacher, best paper-style student, distilled students\n\n" + main,
+            "![ROC teacher and students](figures/roc_distil.png)",
+            "### Choosing the distillation weights (validation pairs only)\n\n" + variant_table,
+            "### Does the heatmap channel still matter? 4th-channel ablation (held-out F1)\n\n" + ablation,
+            "### Closed set (original condition, macro F1)\n\n" + closed,
+            _cost_line(full),
+        ]
+    )
+
+
+def _distil_findings(teacher: dict, paper: dict, full: list[dict]) -> list[str]:
+    """Plain sentences computed from the numbers: gap closed, heatmap vs base, what it costs."""
+    out = []
+    if not full:
+        return ["The distilled students are not fully evaluated yet."]
+    best = max(full, key=lambda r: _val_auc(r["metrics"]))
+    for pair_set, label in (("lfw", "LFW"), ("celeba_val", "validation-pairs")):
+        t, p, b = (
+            x["verification"][pair_set]["embedding"]["auc"]
+            for x in (teacher["metrics"], paper["metrics"], best["metrics"])
+        )
+        out.append(
+            f"{label} AUC: teacher {t:.3f}, best paper-style student {p:.3f}, best distilled student "
+            f"({best['name']}) {b:.3f}: {b - p:+.3f}, {(b - p) / (t - p):+.0%} of the gap to the teacher."
+        )
+    ident = [
+        x["identification"]["celeba_val"]["embedding"]
+        for x in (teacher["metrics"], paper["metrics"], best["metrics"])
+    ]
+    out.append(
+        "One-shot identification on the validation identities, top-1 / top-5: teacher "
+        + ", best paper-style student ".join(f"{i['top1']:.3f} / {i['top5']:.3f}" for i in ident[:2])
+        + f", best distilled student {ident[2]['top1']:.3f} / {ident[2]['top5']:.3f}."
+    )
+    tag = best["name"].split("-")[2]  # the chosen weights: compare that Base and Heatmap pair
+    pair = {r["name"].split("-")[1]: r["metrics"] for r in full if r["name"].split("-")[2] == tag}
+    if {"base", "heatmap"} <= set(pair):
+        b, h = pair["base"], pair["heatmap"]
+        vb, vh = b["verification"]["celeba_val"]["embedding"], h["verification"]["celeba_val"]["embedding"]
+        lb, lh = b["verification"]["lfw"]["embedding"], h["verification"]["lfw"]["embedding"]
+        overlap = vb["auc_ci"][0] <= vh["auc_ci"][1] and vh["auc_ci"][0] <= vb["auc_ci"][1]
+        out.append(
+            f"Heatmap-distilled vs Base-distilled: validation-pairs AUC {vh['auc']:.3f} vs {vb['auc']:.3f} "
+            f"({vh['auc'] - vb['auc']:+.3f}; the 95% CIs {'overlap' if overlap else 'do not overlap'}), "
+            f"LFW AUC "
+            f"{lh['auc']:.3f} vs {lb['auc']:.3f} ({lh['auc'] - lb['auc']:+.3f})."
+        )
+    return out
+
+
+def _cost_line(full: list[dict]) -> str:
+    lines = []
+    for r in full:
+        c = r["config"]
+        lines.append(
+            f"- {r['name']}: {_student_parameters(c):,} parameters, the same architecture and input as the "
+            f"paper-style {c['arch']} with {c['in_channels']} channels; the training-only projection head "
+            f"({c['embedding_dim']} x 128 weights) stays in the run folder (`projection.pt`)."
+        )
+    return "### What it costs at inference\n\nNothing: the served file is the student alone.\n\n" + "\n".join(
+        lines
+    )
