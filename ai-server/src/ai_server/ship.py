@@ -71,7 +71,7 @@ def ship(runs: Path, out_dir: Path, models: dict[str, str], default: str, comman
             metrics=summary(metrics),
             training={
                 "command": command,
-                "train_command": f"ai-server reproduce --runs {runs} --only {run}",
+                "train_command": f"ai-server train {runs / run / 'config.json'} --out {runs / run}",
                 "run": run,
                 "git_commit": _git_commit(),
                 "data_version": data_version(),
