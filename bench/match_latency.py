@@ -98,7 +98,7 @@ def main() -> None:
         for explain in (False, True):
             results[f"{model}{' explain' if explain else ''}"] = measure(model, args.queries, explain)
     print(f"/v1/match, {args.queries} sequential queries, gallery of 62 persons, {os.cpu_count()} cores")
-    print("ms p50 / p95".ljust(16) + "".join(name.rjust(30) for name in results))
+    print("ms p50 / p95".ljust(16) + "".join(name.rjust(34) for name in results))
     for stage in [*STAGES, "round trip"]:
         cells = []
         for times in results.values():
@@ -106,7 +106,7 @@ def main() -> None:
             cells.append(
                 f"{np.percentile(values, 50):.1f} / {np.percentile(values, 95):.1f}" if values else "-"
             )
-        print(stage.ljust(16) + "".join(c.rjust(30) for c in cells))
+        print(stage.ljust(16) + "".join(c.rjust(34) for c in cells))
     if args.json:
         summary = {
             name: {s: [np.percentile(v, 50), np.percentile(v, 95)] for s, v in t.items() if v}
