@@ -5,10 +5,12 @@ both services are still up and clean afterwards."""
 import socket
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import requests
 from checks import assert_clean, code, server_errors
-from corpus import corpus, face_canvas, save
+from corpus import corpus, face_canvas, grey_levels, save
+from PIL import Image
 
 SAMPLES = corpus()
 
@@ -38,6 +40,15 @@ def test_corpus_through_the_gateway(sample, search, enrolled):
             assert body["matches"][0]["similarity"] > 0.5, body["matches"][0]
         if sample.name == "many_faces.jpg":
             assert body["face"]["faces_found"] >= 4, body["face"]
+
+
+def test_16bit_png_reads_like_its_8bit_version(search, enrolled):
+    rgb = np.asarray(face_canvas(5))
+    grey8 = save(Image.fromarray(grey_levels(rgb).astype(np.uint8)), "PNG")
+    grey16 = next(s.data for s in SAMPLES if s.name == "face_16bit_grey.png")
+    top8, top16 = (search.match(data, k=1).json()["matches"][0] for data in (grey8, grey16))
+    assert top16["person_id"] == top8["person_id"]
+    assert abs(top16["similarity"] - top8["similarity"]) < 0.01, (top8, top16)
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
