@@ -164,7 +164,7 @@ class Gallery:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(db)
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             db.row_factory = sqlite3.Row
@@ -542,6 +542,19 @@ def _png(crop: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(crop).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _enable_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to WAL. When two gunicorn workers create a new gallery at once, SQLite answers "database is
+    locked" here without waiting for its busy timeout, so retry."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
