@@ -11,7 +11,6 @@ the median of the per-photo differences (gateway minus the direct call just befo
 """
 
 import argparse
-import io
 import os
 import secrets
 import signal
@@ -24,7 +23,8 @@ import time
 from pathlib import Path
 
 import requests
-from PIL import Image
+
+from ai_server.data import sample_photo as photo
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -35,15 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def photo(path: Path) -> bytes:
-    crop = Image.open(path).convert("RGB").resize((168, 168), Image.BILINEAR)
-    canvas = Image.new("RGB", (300, 300), (40, 40, 40))
-    canvas.paste(crop, (66, 44))
-    out = io.BytesIO()
-    canvas.save(out, "JPEG")
-    return out.getvalue()
 
 
 def start(command, env, url, log):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from ai_server.data import sample_photo  # the test stack runs the ai-server from the same venv
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -31,7 +33,4 @@ def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
 
 
 def photo(path: Path, fmt: str = "JPEG", size: int = 300, face: int = 168) -> bytes:
-    crop = Image.open(path).convert("RGB").resize((face, face), Image.BILINEAR)
-    canvas = Image.new("RGB", (size, size), (40, 40, 40))
-    canvas.paste(crop, ((size - face) // 2, (size - face) // 3))
-    return encode(canvas, fmt)
+    return sample_photo(path, size, face, fmt)

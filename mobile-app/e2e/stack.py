@@ -1,7 +1,6 @@
 """The real system on loopback for the app's browser test: ai-server (shipped weights) + gateway serving the
 web build, a search key and an admin key, and a gallery enrolled from ../shared/data validation identities."""
 
-import io
 import os
 import signal
 import socket
@@ -11,7 +10,8 @@ import time
 from pathlib import Path
 
 import requests
-from PIL import Image
+
+from ai_server.data import sample_photo
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("FACE_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -26,12 +26,7 @@ def free_port() -> int:
 
 def photo(path: Path, size: int = 300, face: int = 168) -> bytes:
     """An aligned crop scaled and pasted on a larger canvas, so the detector has a face to find."""
-    crop = Image.open(path).convert("RGB").resize((face, face), Image.BILINEAR)
-    canvas = Image.new("RGB", (size, size), (40, 40, 40))
-    canvas.paste(crop, ((size - face) // 2, (size - face) // 3))
-    buffer = io.BytesIO()
-    canvas.save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
+    return sample_photo(path, size, face, quality=92)
 
 
 def validation_people(count: int) -> dict[str, list[Path]]:

@@ -16,7 +16,7 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from ai_server.data import data_dir, validation_identities
+from ai_server.data import data_dir, sample_canvas, validation_identities
 
 OK = {(200, None)}
 NO_FACE = {(422, "no_face_found")}
@@ -54,11 +54,8 @@ def face_paths(n: int = 8) -> list[str]:
 
 
 def face_canvas(index: int = 0, size: int = 300, face: int = 168) -> Image.Image:
-    """An RGB photo with one face, as `ai_server.data.sample_photo` makes them."""
-    crop = Image.open(data_dir() / face_paths()[index]).convert("RGB").resize((face, face), Image.BILINEAR)
-    canvas = Image.new("RGB", (size, size), (40, 40, 40))
-    canvas.paste(crop, ((size - face) // 2, (size - face) // 3))
-    return canvas
+    """An RGB photo with one face (the `index`-th validation face)."""
+    return sample_canvas(face_paths()[index], size, face)
 
 
 def many_faces() -> Image.Image:
