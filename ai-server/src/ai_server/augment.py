@@ -7,6 +7,7 @@ any device); the work itself is a handful of tensor ops on the whole batch, on t
 - RandomErasing of the same rectangle in both (RGB to mid grey, heatmap to 0).
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -71,22 +72,49 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return y.reshape(b, c, hgt, wid)
 
 
-def photometric(rgb: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+@dataclass
+class Draw:
+    """Every random choice `augment` makes for a batch, so a view can be drawn once and re-applied."""
+
+    theta: torch.Tensor  # (n, 2, 3) affine maps (see `geometry`)
+    brightness: torch.Tensor  # (n,) factors
+    contrast: torch.Tensor
+    saturation: torch.Tensor
+    blur: torch.Tensor  # (n,) bool
+    sigma: torch.Tensor  # (n,)
+    erase: torch.Tensor  # (n, 1, size, size) bool
+
+    @classmethod
+    def cat(cls, draws: list["Draw"]) -> "Draw":
+        return cls(*(torch.cat([getattr(d, f.name) for d in draws]) for f in dataclasses.fields(cls)))
+
+
+def draw(n: int, size: int, cfg: AugmentConfig, g: torch.Generator) -> Draw:
+    """The random choices for n images, in the order `augment` has always drawn them."""
+    theta = geometry(n, cfg, g)
+    brightness = _uniform(n, 1 - cfg.brightness, 1 + cfg.brightness, g)
+    contrast = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, g)
+    saturation = _uniform(n, 1 - cfg.saturation, 1 + cfg.saturation, g)
+    blur = torch.rand(n, generator=g) < cfg.blur
+    sigma = _uniform(n, *cfg.blur_sigma, g)
+    return Draw(theta, brightness, contrast, saturation, blur, sigma, erase_mask(n, size, cfg, g))
+
+
+def photometric(rgb: torch.Tensor, d: Draw) -> torch.Tensor:
     n, dev = len(rgb), rgb.device
 
-    def factor(strength: float) -> torch.Tensor:
-        return _uniform(n, 1 - strength, 1 + strength, g).to(dev).view(n, 1, 1, 1)
+    def factor(values: torch.Tensor) -> torch.Tensor:
+        return values.to(dev).view(n, 1, 1, 1)
 
     gray_weights = torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)
-    rgb = rgb * factor(cfg.brightness)
+    rgb = rgb * factor(d.brightness)
     mean = (rgb * gray_weights).sum(1, keepdim=True).mean(dim=(2, 3), keepdim=True)
-    rgb = (rgb - mean) * factor(cfg.contrast) + mean
+    rgb = (rgb - mean) * factor(d.contrast) + mean
     gray = (rgb * gray_weights).sum(1, keepdim=True)
-    rgb = (rgb - gray) * factor(cfg.saturation) + gray
-    blur = (torch.rand(n, generator=g) < cfg.blur).to(dev)
-    sigma = _uniform(n, *cfg.blur_sigma, g)
-    if cfg.blur > 0 and blur.any():
-        rgb = torch.where(blur.view(n, 1, 1, 1), _gaussian_blur(rgb, sigma), rgb)
+    rgb = (rgb - gray) * factor(d.saturation) + gray
+    blur = d.blur.to(dev)
+    if blur.any():
+        rgb = torch.where(blur.view(n, 1, 1, 1), _gaussian_blur(rgb, d.sigma), rgb)
     return rgb.clamp(0, 1)
 
 
@@ -118,16 +146,22 @@ def augment(
     g: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """RGB (B, 3, H, W) in [0, 1] and heatmap (B, 1, h, w) or None -> both at (size, size), aligned."""
+    return apply(rgb, heatmap, size, draw(len(rgb), size, cfg, g))
+
+
+def apply(
+    rgb: torch.Tensor, heatmap: torch.Tensor | None, size: int, d: Draw
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`augment` with its random choices given."""
     n = len(rgb)
-    theta = geometry(n, cfg, g).to(rgb)
-    grid = F.affine_grid(theta, [n, 1, size, size], align_corners=False)
+    grid = F.affine_grid(d.theta.to(rgb), [n, 1, size, size], align_corners=False)
     rgb = F.grid_sample(rgb, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if heatmap is not None:
         heatmap = F.grid_sample(
             heatmap.to(rgb.dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )
-    rgb = photometric(rgb, cfg, g)
-    erased = erase_mask(n, size, cfg, g).to(rgb.device)
+    rgb = photometric(rgb, d)
+    erased = d.erase.to(rgb.device)
     rgb = rgb.masked_fill(erased, 0.5)
     if heatmap is not None:
         heatmap = heatmap.masked_fill(erased, 0.0)

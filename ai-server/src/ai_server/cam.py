@@ -77,6 +77,14 @@ class GradCAMPlusPlus:
     def __call__(
         self, x: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        coarse, embedding = self.coarse(x, labels)
+        return upsample_map(coarse, x.shape[-2:]), embedding
+
+    def coarse(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(maps at the target layer's resolution (B, 1, h, w), min-maxed, embeddings): what `upsample_map`
+        turns into the full map, 16 numbers per image at 4x4 (a training cache stores these)."""
         with torch.no_grad():
             activations = self.model.trunk(x)
         activations.requires_grad_(True)
@@ -84,9 +92,13 @@ class GradCAMPlusPlus:
             embedding = self.model.head(activations)
             score = self.target(embedding, labels).sum()  # images are independent in eval mode
             (grads,) = torch.autograd.grad(score, activations)
-        cam = _minmax(gradcam_plusplus_map(activations.detach(), grads))
-        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return _minmax(cam.clamp_min(0)), embedding.detach()
+        return _minmax(gradcam_plusplus_map(activations.detach(), grads)), embedding.detach()
+
+
+def upsample_map(coarse: torch.Tensor, size) -> torch.Tensor:
+    """A coarse map (B, 1, h, w) -> the heatmap at `size`, in [0, 1] (pytorch-grad-cam's resize step)."""
+    cam = F.interpolate(coarse.float(), size=size, mode="bilinear", align_corners=False)
+    return _minmax(cam.clamp_min(0))
 
 
 def heatmaps_for(

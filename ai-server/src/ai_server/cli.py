@@ -49,13 +49,42 @@ def _evaluate(args: argparse.Namespace) -> None:
         pairs_per_fold=args.pairs_per_fold,
         n_boot=args.bootstrap,
         seed=args.seed,
+        identity_ci=args.identity_ci,
     )
 
 
 def _teacher(args: argparse.Namespace) -> None:
     from .teacher import evaluate_teacher
 
-    evaluate_teacher(args.out, args.cache, args.pairs_per_fold, args.bootstrap, args.seed)
+    centre = None
+    if args.centre_views:
+        from . import data
+        from .teacher import view_targets
+
+        paths = data.distillation_identities().paths
+        targets = view_targets(paths, args.centre_views, args.views_cache)
+        centre = torch.nn.functional.normalize(targets, dim=-1).mean(dim=(0, 1))
+    evaluate_teacher(
+        args.out,
+        args.cache,
+        args.pairs_per_fold,
+        args.bootstrap,
+        args.seed,
+        tuple(args.pairs),
+        args.identity_ci,
+        centre,
+    )
+
+
+def _teacher_views(args: argparse.Namespace) -> None:
+    from . import data
+    from .teacher import view_targets
+
+    images = data.distillation_identities()
+    if args.identities:
+        images = images.in_classes(images.classes[:: max(1, len(images.classes) // args.identities)])
+    targets = view_targets(images.paths, args.views, args.cache, workers=args.workers, chunk=args.chunk)
+    print(json.dumps({"images": len(images), "views": args.views, "targets": list(targets.shape)}))
 
 
 def _reproduce(args: argparse.Namespace) -> None:
@@ -179,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs-per-fold", type=int, help="first n same and n different pairs per fold")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--identity-ci", action="store_true", help="CIs resample identities, not pairs/queries")
     p.set_defaults(run=_evaluate)
 
     p = sub.add_parser("teacher", help="evaluate the distillation teacher (dlib ResNet) on the pairs sets")
@@ -187,7 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs-per-fold", type=int, help="first n same and n different pairs per fold")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pairs", nargs="*", default=["celeba_val", "lfw"])
+    p.add_argument("--identity-ci", action="store_true", help="CIs resample identities, not pairs/queries")
+    p.add_argument("--centre-views", type=int, help="also score centred vectors (mean of these views)")
+    p.add_argument("--views-cache", default="runs/students/.teacher-views", help="see teacher-views")
     p.set_defaults(run=_teacher)
+
+    p = sub.add_parser("teacher-views", help="the teacher's targets for views of every distillation image")
+    p.add_argument("--views", type=int, default=8, help="views per image: crop, mirror, then augmented")
+    p.add_argument("--cache", default="runs/students/.teacher-views", help="target cache (resumable)")
+    p.add_argument("--workers", type=int, default=2, help="teacher processes (one thread each)")
+    p.add_argument("--chunk", type=int, default=256, help="images per cache file")
+    p.add_argument("--identities", type=int, help="about this many evenly spaced identities (smoke runs)")
+    p.set_defaults(run=_teacher_views)
 
     p = sub.add_parser("reproduce", help="run the paper's protocol: train and evaluate every model")
     p.add_argument("--runs", default="runs/repro", help="folder of all runs (resumed if present)")

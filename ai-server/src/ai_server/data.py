@@ -108,6 +108,40 @@ def validation_identities(root: Path | None = None) -> ImageSet:
     return ImageSet(paths, labels, classes)
 
 
+def _celeba_ext_images(root: Path, identity: str) -> list[str]:
+    folder = root / "faces112/celeba_ext" / identity
+    return sorted(f"faces112/celeba_ext/{identity}/{p.name}" for p in folder.glob("*.jpg"))
+
+
+def _labelled(root: Path, groups: list[tuple[str, list[str]]]) -> ImageSet:
+    """(identity, image paths) groups -> an ImageSet whose classes are the identities in that order."""
+    paths, labels = [], []
+    for y, (_, images) in enumerate(groups):
+        paths += images
+        labels += [y] * len(images)
+    return ImageSet(paths, labels, [name for name, _ in groups])
+
+
+def distillation_identities(root: Path | None = None) -> ImageSet:
+    """The distilled students' training set: CelebA train + celeba_ext train (7,752 identities, 41,878
+    images; the two share no identity), classes in numeric identity order. No Yale: its 38 lighting-only
+    subjects pull an identity loss away from the teacher's space."""
+    root = root or data_dir()
+    celeba = _read_lines(root / "splits/celeba_train_ids.txt")
+    ext = _read_lines(root / "splits/celeba_ext_train_ids.txt")
+    if set(celeba) & set(ext):
+        raise ValueError("celeba and celeba_ext training identities overlap")
+    groups = [(i, _celeba_images(root, i)) for i in celeba] + [(i, _celeba_ext_images(root, i)) for i in ext]
+    return _labelled(root, sorted(groups, key=lambda g: int(g[0])))
+
+
+def celeba_ext_validation(root: Path | None = None) -> ImageSet:
+    """The 1,000 celeba_ext val identities (never trained on): identification in a gallery of 1,000."""
+    root = root or data_dir()
+    ids = sorted(_read_lines(root / "splits/celeba_ext_val_ids.txt"), key=int)
+    return _labelled(root, [(i, _celeba_ext_images(root, i)) for i in ids])
+
+
 def holdout_split(
     images: ImageSet, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDOUT_SEED
 ) -> tuple[ImageSet, ImageSet]:
@@ -115,8 +149,11 @@ def holdout_split(
 
     Per identity, its sorted images are shuffled by `random.Random(f"{seed}:{identity}")` and the first
     max(1, round(fraction * n)) are held out, so the split does not depend on which other identities
-    are loaded. Every identity has at least 2 images, so each keeps at least one for training.
+    are loaded (fraction 0 holds out nothing). Every identity has at least 2 images, so each keeps at
+    least one for training.
     """
+    if fraction == 0:
+        return images, images.subset([])
     by_class: dict[int, list[int]] = {}
     for i, y in enumerate(images.labels):
         by_class.setdefault(y, []).append(i)
@@ -156,7 +193,8 @@ class Pairs:
 
 
 def read_pairs(name: str, root: Path | None = None, per_fold: int | None = None) -> Pairs:
-    """`name` is `lfw` or `celeba_val`; `per_fold` keeps the first n same and n different pairs per fold."""
+    """`name` is `lfw`, `celeba_val` or `celeba_ext_val`; `per_fold` keeps the first n same and n
+    different pairs per fold."""
     root = root or data_dir()
     lines = (root / f"pairs/{name}_pairs.txt").read_text().splitlines()
     folds, n = (int(v) for v in lines[0].split())
@@ -164,6 +202,8 @@ def read_pairs(name: str, root: Path | None = None, per_fold: int | None = None)
     def path(person: str, image: str) -> str:
         if name == "lfw":
             return f"faces112/lfw/{person}/{person}_{int(image):04d}.jpg"
+        if name == "celeba_ext_val":
+            return f"faces112/celeba_ext/{person}/{image}"
         return f"faces112/celeba/{person}/{image}"
 
     a, b, same, fold = [], [], [], []

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 
 from . import data
 from .calibration import calibration_report
-from .metrics import bootstrap_ci, closed_set_report, verification_report
-from .models import sha256_file
+from .cam import cached_heatmaps
+from .metrics import bootstrap_ci, closed_set_report, cluster_bootstrap_ci, verification_report
+from .models import model_input, sha256_file
 from .perturb import (
     ABLATION_CONDITIONS,
     ALL_CONDITIONS,
@@ -106,61 +107,153 @@ def open_set_vectors(recognizer: Recognizer, images: torch.Tensor) -> dict[str, 
     return {"embedding": out[:, :d], "embedding_noflip": out[:, d : 2 * d], "heatmap_vector": out[:, 2 * d :]}
 
 
+def identity_of(path: str) -> str:
+    """The identity folder of a data path (faces112/<set>/<identity>/<file>): the bootstrap's cluster."""
+    return path.split("/")[2]
+
+
 def verify_pairs(
-    vectors: dict[str, torch.Tensor], index: dict[str, int], pairs: data.Pairs, n_boot: int, calibrate: bool
+    vectors: dict[str, torch.Tensor],
+    index: dict[str, int],
+    pairs: data.Pairs,
+    n_boot: int,
+    calibrate: bool,
+    identity_ci: bool = False,
 ) -> dict:
     a = [index[p] for p in pairs.a]
     b = [index[p] for p in pairs.b]
+    clusters = np.array([identity_of(p) for p in pairs.a]) if identity_ci else None
     reports = {}
     for view, v in vectors.items():
         scores = (v[a] * v[b]).sum(dim=1).numpy()
-        reports[view] = verification_report(scores, pairs.same, pairs.fold, n_boot)
+        reports[view] = verification_report(scores, pairs.same, pairs.fold, n_boot, clusters)
         if calibrate:
             reports[view]["calibration"] = calibration_report(scores, pairs.same, pairs.fold)
     return reports
 
 
-def identify(vectors: dict[str, torch.Tensor], identities: data.ImageSet, seed: int, n_boot: int) -> dict:
-    """One-shot identification as /match does it: enrol one image per identity (seeded choice), query
-    with every other image, rank the identities by cosine similarity; top-1 and top-5 accuracy."""
+def _enrolled(identities: data.ImageSet, seed: int) -> list[int]:
+    """The one image per identity that one-shot identification enrols (a seeded choice)."""
     labels = np.asarray(identities.labels)
-    enrolled = []
-    for y, name in enumerate(identities.classes):
-        members = np.flatnonzero(labels == y).tolist()
-        enrolled.append(random.Random(f"{seed}:{name}").choice(members))
+    return [
+        random.Random(f"{seed}:{name}").choice(np.flatnonzero(labels == y).tolist())
+        for y, name in enumerate(identities.classes)
+    ]
+
+
+def one_shot_ranks(vectors: torch.Tensor, identities: data.ImageSet, seed: int) -> np.ndarray:
+    """One-shot identification as /match does it: enrol one image per identity, query with every other
+    image, rank the identities by cosine similarity. Per query, how many enrolled people score above the
+    right one (0 = the right person first)."""
+    labels = np.asarray(identities.labels)
+    enrolled = _enrolled(identities, seed)
     queries = np.setdiff1d(np.arange(len(labels)), enrolled)
+    sims = (vectors[queries] @ vectors[enrolled].T).numpy()
+    true = sims[np.arange(len(queries)), labels[queries]]
+    return (sims > true[:, None]).sum(axis=1)
+
+
+def identify(
+    vectors: dict[str, torch.Tensor],
+    identities: data.ImageSet,
+    seed: int,
+    n_boot: int,
+    identity_ci: bool = False,
+) -> dict:
+    """Top-1 and top-5 accuracy of one-shot identification (`one_shot_ranks`) per vector kind; with
+    `identity_ci` the CIs resample the query identities rather than single queries."""
+    labels = np.asarray(identities.labels)
     reports = {}
     for view, v in vectors.items():
-        sims = (v[queries] @ v[enrolled].T).numpy()
-        true = sims[np.arange(len(queries)), labels[queries]]
-        rank = (sims > true[:, None]).sum(axis=1)  # 0 = the right person first
+        rank = one_shot_ranks(v, identities, seed)
         top1, top5 = rank < 1, rank < 5
+        if identity_ci:
+            queried = labels[np.setdiff1d(np.arange(len(labels)), _enrolled(identities, seed))]
+            ci1 = cluster_bootstrap_ci(np.mean, queried, top1, n=n_boot)
+            ci5 = cluster_bootstrap_ci(np.mean, queried, top5, n=n_boot)
+        else:
+            ci1, ci5 = bootstrap_ci(np.mean, top1, n=n_boot), bootstrap_ci(np.mean, top5, n=n_boot)
         reports[view] = {
-            "gallery": len(enrolled),
-            "queries": int(len(queries)),
+            "gallery": len(identities.classes),
+            "queries": int(len(rank)),
             "top1": float(top1.mean()),
-            "top1_ci": list(bootstrap_ci(np.mean, top1, n=n_boot)),
+            "top1_ci": list(ci1),
             "top5": float(top5.mean()),
-            "top5_ci": list(bootstrap_ci(np.mean, top5, n=n_boot)),
+            "top5_ci": list(ci5),
+            **({"ci": "identity bootstrap"} if identity_ci else {}),
         }
     return reports
 
 
-def evaluate_open_set(
-    recognizer: Recognizer, name: str, per_fold: int | None, seed: int, n_boot: int
+class Monitor:
+    """One-shot top-1 on a fixed subset of celeba_ext val (evenly spaced identities) after each epoch, so
+    that under- and over-fitting show in the run's log. Flip TTA as served; a Heatmap model reads its
+    source's maps of the val images (computed once: the source is frozen)."""
+
+    def __init__(self, n_identities: int, heatmap_source: str | None, cache_dir, size: int = 112):
+        everyone = data.celeba_ext_validation()
+        picks = np.unique(np.linspace(0, len(everyone.classes) - 1, n_identities).round().astype(int))
+        self.identities = everyone.in_classes([everyone.classes[i] for i in picks])
+        images = data.load_images(self.identities.paths)
+        self.rgb = torch.cat([images, images.flip(-1)])
+        self.size = size
+        self.heat = None
+        if heatmap_source:
+            self.heat = cached_heatmaps(self.rgb, heatmap_source, "embedding_norm", size, cache_dir)
+
+    def __call__(self, model) -> float:
+        model.eval()
+        device = next(model.parameters()).device
+
+        def embed(rgb: torch.Tensor, heat: torch.Tensor | None) -> torch.Tensor:
+            heat = heat.to(device) if heat is not None else None
+            with torch.no_grad():
+                return model(model_input(rgb.to(device).float() / 255.0, heat, self.size)).float().cpu()
+
+        emb = in_batches(embed, self.rgb, self.heat)
+        n = len(emb) // 2
+        ranks = one_shot_ranks(F.normalize(emb[:n] + emb[n:], dim=1), self.identities, seed=0)
+        return float((ranks < 1).mean())
+
+
+IDENTIFICATION_SETS = {"celeba_val": data.validation_identities, "celeba_ext_val": data.celeba_ext_validation}
+CALIBRATION_SETS = ("celeba_val", "celeba_ext_val")  # validation pairs only, never LFW
+
+
+def open_set_report(
+    vectors_of, name: str, per_fold: int | None, seed: int, n_boot: int, identity_ci: bool = False
 ) -> dict:
-    """Verification on a pairs file; for celeba_val also identification over all its images."""
+    """Verification on a pairs file (calibrated on validation sets) and, for a validation set, one-shot
+    identification over all its images. `vectors_of(paths)` gives {kind: (N, D) L2-normalised}."""
     pairs = data.read_pairs(name, per_fold=per_fold)
-    identities = data.validation_identities() if name == "celeba_val" else None
+    identities = IDENTIFICATION_SETS[name]() if name in IDENTIFICATION_SETS else None
     paths = sorted(set(pairs.images()) | set(identities.paths if identities else []))
     index = {p: i for i, p in enumerate(paths)}
-    vectors = open_set_vectors(recognizer, data.load_images(paths))
-    # calibration and the no-match threshold come from validation pairs only, never from LFW
-    result = {"verification": verify_pairs(vectors, index, pairs, n_boot, calibrate=name == "celeba_val")}
+    vectors = vectors_of(paths)
+    calibrate = name in CALIBRATION_SETS
+    result = {"verification": verify_pairs(vectors, index, pairs, n_boot, calibrate, identity_ci)}
     if identities:
         ordered = {view: v[[index[p] for p in identities.paths]] for view, v in vectors.items()}
-        result["identification"] = identify(ordered, identities, seed, n_boot)
+        result["identification"] = identify(ordered, identities, seed, n_boot, identity_ci)
     return result
+
+
+def evaluate_open_set(
+    recognizer: Recognizer,
+    name: str,
+    per_fold: int | None,
+    seed: int,
+    n_boot: int,
+    identity_ci: bool = False,
+) -> dict:
+    return open_set_report(
+        lambda paths: open_set_vectors(recognizer, data.load_images(paths)),
+        name,
+        per_fold,
+        seed,
+        n_boot,
+        identity_ci,
+    )
 
 
 def evaluate(
@@ -175,6 +268,7 @@ def evaluate(
     pairs_per_fold: int | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    identity_ci: bool = False,
     log=print,
 ) -> dict:
     """Evaluate the model file and write the metrics JSON to `out_path`; returns the metrics."""
@@ -200,6 +294,7 @@ def evaluate(
             "max_images": max_images,
             "pairs_per_fold": pairs_per_fold,
             "bootstrap": n_boot,
+            "ci": "identity bootstrap" if identity_ci else "row bootstrap",
             "seed": seed,
             "threads": torch.get_num_threads(),
         },
@@ -221,7 +316,7 @@ def evaluate(
             metrics["ablation"][name] = ablations
         log(f"{name}: original f1 {results.get('original', {}).get('f1', float('nan')):.4f}")
     for name in pair_sets:
-        result = evaluate_open_set(recognizer, name, pairs_per_fold, seed, n_boot)
+        result = evaluate_open_set(recognizer, name, pairs_per_fold, seed, n_boot, identity_ci)
         metrics["verification"][name] = result["verification"]
         if "identification" in result:
             metrics["identification"][name] = result["identification"]

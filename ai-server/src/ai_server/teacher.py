@@ -18,6 +18,7 @@ once whatever set it comes in, and a mirrored training image gets its own mirror
 import hashlib
 import importlib.util
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -120,21 +121,126 @@ def cached_embeddings(
     return out.view(len(views), len(images), TEACHER_DIM).transpose(0, 1) if mirrors else out
 
 
+def _view_file(cache_dir: Path, vid: str, view: int, paths: list[str]) -> Path:
+    chunk_id = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+    return cache_dir / f"{CACHE_TAG}-views{vid}-v{view}-{chunk_id}.npz"
+
+
+_worker_teacher: "Teacher | None" = None
+
+
+def _init_worker() -> None:
+    """One single-threaded teacher per process: the processes are the parallelism."""
+    global _worker_teacher
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    torch.set_num_threads(1)
+    _worker_teacher = Teacher()
+
+
+def _embed_view(task: tuple[str, list[str], int, str, dict, int]) -> tuple[str, float]:
+    from . import data
+    from .augment import AugmentConfig
+    from .views import render
+
+    file, paths, view, root, augment, seed = task
+    started = time.perf_counter()
+    images = data.load_images(paths, Path(root))
+    cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()})
+    rendered = render(images, paths, torch.full((len(paths),), view), cfg, seed)
+    emb = _worker_teacher.embed(rendered)
+    tmp = Path(file).with_name(Path(file).name + ".tmp.npz")
+    np.savez(tmp, paths=np.array(paths), view=view, embeddings=emb.astype(np.float32))
+    os.replace(tmp, file)
+    return file, time.perf_counter() - started
+
+
+def view_targets(
+    paths: list[str],
+    n_views: int,
+    cache_dir: str | os.PathLike,
+    augment=None,
+    workers: int = 2,
+    chunk: int = 256,
+    seed: int | None = None,
+    log=print,
+) -> torch.Tensor:
+    """The teacher's embedding of views 0..n_views-1 (`views.render`) of every image: (N, n_views, 128).
+
+    Built in chunks of `chunk` images x one view, each its own .npz named by the views' definition, the
+    view and the chunk's paths, so an interrupted build resumes where it stopped and a changed image
+    list or augmentation never reuses a stale target. Views go in order (all of view 0 first), so a
+    build cut short still leaves whole views behind. `workers` processes embed in parallel.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from . import data
+    from .augment import AugmentConfig
+    from .views import VIEW_SEED, views_id
+
+    augment = augment or AugmentConfig()
+    seed = VIEW_SEED if seed is None else seed
+    vid = views_id(augment, seed)
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
+    files = [[_view_file(cache_dir, vid, v, c) for c in chunks] for v in range(n_views)]
+    todo = [
+        (str(files[v][i]), chunks[i], v, str(data.data_dir()), augment.__dict__, seed)
+        for v in range(n_views)
+        for i in range(len(chunks))
+        if not files[v][i].exists()
+    ]
+    if todo:
+        log(f"teacher views: {len(todo)} of {n_views * len(chunks)} chunks to embed ({cache_dir})")
+        started, done = time.perf_counter(), 0
+        with ProcessPoolExecutor(workers, get_context("spawn"), initializer=_init_worker) as pool:
+            for file, seconds in pool.map(_embed_view, todo):
+                done += 1
+                rate = (time.perf_counter() - started) / done
+                log(
+                    f"teacher views: {done}/{len(todo)} {Path(file).name} {seconds:.0f} s, "
+                    f"eta {rate * (len(todo) - done) / 60:.0f} min"
+                )
+    out = np.zeros((len(paths), n_views, TEACHER_DIM), np.float32)
+    for v in range(n_views):
+        start = 0
+        for i, c in enumerate(chunks):
+            with np.load(files[v][i]) as f:
+                if f["paths"].tolist() != c:
+                    raise ValueError(f"{files[v][i]} holds other images than its name says")
+                out[start : start + len(c), v] = f["embeddings"]
+            start += len(c)
+    return torch.from_numpy(out)
+
+
 def evaluate_teacher(
     out_path: str | os.PathLike,
     cache_dir: str | os.PathLike,
     pairs_per_fold: int | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    pair_sets: tuple[str, ...] = ("celeba_val", "lfw"),
+    identity_ci: bool = False,
+    centre: torch.Tensor | None = None,
     log=print,
 ) -> dict:
-    """The teacher through our open-set protocol (the same `verify_pairs` and `identify` as the students),
-    so its numbers sit in the same table. One embedding per image, as dlib is used (no flip TTA)."""
+    """The teacher through our open-set protocol (the same `open_set_report` as the students), so its
+    numbers sit in the same table. One embedding per image, as dlib is used (no flip TTA). With `centre`
+    (the mean of the normalised training targets) also `embedding_centred`: the space a centred student
+    is trained to reproduce, and so its ceiling."""
     import json
-    import time
 
     from . import data
-    from .evaluate import PAIR_SETS, identify, verify_pairs
+    from .evaluate import open_set_report
+
+    def vectors_of(paths: list[str]) -> dict[str, torch.Tensor]:
+        emb = cached_embeddings(data.load_images(paths), cache_dir, mirrors=False, log=log)
+        unit = torch.nn.functional.normalize(emb, dim=1)  # the protocol scores cosines
+        if centre is None:
+            return {"embedding": unit}
+        return {"embedding": unit, "embedding_centred": torch.nn.functional.normalize(unit - centre, dim=1)}
 
     started = time.perf_counter()
     metrics = {
@@ -144,23 +250,22 @@ def evaluate_teacher(
             "face_box": FACE_BOX,
             "flip_tta": False,
         },
-        "protocol": {"pairs_per_fold": pairs_per_fold, "bootstrap": n_boot, "seed": seed},
+        "protocol": {
+            "pairs_per_fold": pairs_per_fold,
+            "bootstrap": n_boot,
+            "ci": "identity bootstrap" if identity_ci else "row bootstrap",
+            "seed": seed,
+        },
         "closed_set": {},
         "ablation": {},
         "verification": {},
         "identification": {},
     }
-    for name in PAIR_SETS:
-        pairs = data.read_pairs(name, per_fold=pairs_per_fold)
-        identities = data.validation_identities() if name == "celeba_val" else None
-        paths = sorted(set(pairs.images()) | set(identities.paths if identities else []))
-        index = {p: i for i, p in enumerate(paths)}
-        emb = cached_embeddings(data.load_images(paths), cache_dir, mirrors=False, log=log)
-        vectors = {"embedding": torch.nn.functional.normalize(emb, dim=1)}  # the protocol scores cosines
-        metrics["verification"][name] = verify_pairs(vectors, index, pairs, n_boot, name == "celeba_val")
-        if identities:
-            ordered = {"embedding": vectors["embedding"][[index[p] for p in identities.paths]]}
-            metrics["identification"][name] = identify(ordered, identities, seed, n_boot)
+    for name in pair_sets:
+        result = open_set_report(vectors_of, name, pairs_per_fold, seed, n_boot, identity_ci)
+        metrics["verification"][name] = result["verification"]
+        if "identification" in result:
+            metrics["identification"][name] = result["identification"]
         log(f"teacher {name}: auc {metrics['verification'][name]['embedding']['auc']:.4f}")
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     out_path = Path(out_path)
