@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from pytorch_grad_cam import GradCAMPlusPlus as ReferenceGradCAMPlusPlus
 
-from ai_server import data
-from ai_server.cam import GradCAMPlusPlus, make_target
-from ai_server.models import ARCHS, build_model, load_model, model_input
+from ai_server.core.cam import GradCAMPlusPlus, make_target
+from ai_server.core.models import ARCHS, build_model, load_model, model_input
+from ai_server.research import data
 
 
 class EmbeddingNorm:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gateway_overhead import BIN, DATA
 
-from ai_server import data
+from ai_server.research import data
 
 
 def enrol(folder: Path, gallery: Path, threads: int, *options) -> tuple[float, dict]:

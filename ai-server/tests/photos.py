@@ -4,8 +4,8 @@ import io
 
 from PIL import Image
 
-from ai_server import data
-from ai_server.data import sample_photo as photo  # noqa: F401 (the tests' name for it)
+from ai_server.research import data
+from ai_server.research.data import sample_photo as photo  # noqa: F401 (the tests' name for it)
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ai_server.augment import AugmentConfig, augment
+from ai_server.research.augment import AugmentConfig, augment
 
 GEOMETRY_ONLY = AugmentConfig(brightness=0, contrast=0, saturation=0, blur=0, erase=0)
 IDENTITY = AugmentConfig(

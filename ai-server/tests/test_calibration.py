@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ai_server.calibration import (
+from ai_server.research.calibration import (
     calibration_report,
     expected_calibration_error,
     fit_logistic,

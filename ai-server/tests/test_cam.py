@@ -3,9 +3,10 @@ import pytest
 import torch
 from pytorch_grad_cam import GradCAMPlusPlus as ReferenceGradCAMPlusPlus
 
-from ai_server.cam import GradCAMPlusPlus, cached_heatmaps, make_target
-from ai_server.models import ARCHS, ArcFace, build_model, load_model, model_input
-from ai_server.recognizer import Recognizer, eval_target
+from ai_server.core.cam import GradCAMPlusPlus, make_target
+from ai_server.core.models import ARCHS, ArcFace, build_model, load_model, model_input
+from ai_server.core.recognizer import Recognizer, eval_target
+from ai_server.research.heatmaps import cached_heatmaps
 
 
 class EmbeddingNorm:

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ai_server import data
+from ai_server.research import data
 
 
 def test_training_identities():

@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import smoke_config
 
-from ai_server import data
-from ai_server.models import load_model
-from ai_server.teacher import Teacher, cached_embeddings
-from ai_server.train import _flips, train
+from ai_server.core.models import load_model
+from ai_server.research import data
+from ai_server.research.teacher import Teacher, cached_embeddings
+from ai_server.research.train import _flips, train
 
 pytest.importorskip("dlib", reason="the teacher is a training-only dependency (requirements-dev.lock)")
 
@@ -56,7 +56,7 @@ def _distil_config(**overrides):
 
 
 def _prefill(cache, config):
-    from ai_server.train import _select_identities
+    from ai_server.research.train import _select_identities
 
     everyone = _select_identities(data.training_identities(), config.identities)
     train_set, _ = data.holdout_split(everyone, config.holdout_fraction, config.holdout_seed)
@@ -109,7 +109,7 @@ def test_distillation_pulls_the_projection_towards_the_teacher(tmp_path):
 
 def test_flip_replay_matches_the_augmentation():
     """The teacher target of a mirrored crop is the mirror's: `_flips` must predict augment's flips."""
-    from ai_server.augment import AugmentConfig, augment
+    from ai_server.research.augment import AugmentConfig, augment
 
     cfg = AugmentConfig(scale=(1.0, 1.0), ratio=(1.0, 1.0), rotation=0.0, brightness=0, contrast=0)
     cfg = AugmentConfig(**{**cfg.__dict__, "saturation": 0, "blur": 0, "erase": 0})
@@ -124,7 +124,7 @@ def test_flip_replay_matches_the_augmentation():
 
 
 def test_report_states_the_gap_closed_and_the_heatmap_comparison():
-    from ai_server.report import _distil_findings
+    from ai_server.research.report import _distil_findings
 
     def metrics(lfw, val):
         pairs = {

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from ai_server.metrics import (
+from ai_server.research.metrics import (
     accuracy,
     best_threshold,
     bootstrap_ci,

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from ai_server.models import ARCHS, ArcFace, build_model, load_model, model_input, save_model, widen_stem
+from ai_server.core.models import ARCHS, ArcFace, build_model, load_model, model_input, save_model, widen_stem
 
 
 def _randomise_batchnorm(model: torch.nn.Module) -> None:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ai_server.perturb import (
+from ai_server.research.perturb import (
     ALL_CONDITIONS,
     Condition,
     ablate_heatmaps,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ai_server.report import write_report
-from ai_server.settings import default_weights_dir
+from ai_server.research.report import write_report
+from ai_server.serving.settings import default_weights_dir
 
 REPO = Path(__file__).resolve().parents[2]
 

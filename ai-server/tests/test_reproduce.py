@@ -1,6 +1,6 @@
 import json
 
-from ai_server.reproduce import protocol, reproduce
+from ai_server.research.reproduce import protocol, reproduce
 
 TINY = {"epochs": 1, "identities": 4, "max_steps_per_epoch": 1, "batch_size": 16}
 QUICK_EVAL = ["--sets", "heldout", "--conditions", "original", "--pairs", "--bootstrap", "10"]

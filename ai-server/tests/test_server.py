@@ -16,9 +16,9 @@ import pytest
 import requests
 from photos import by_identity, photo
 
-from ai_server import data
-from ai_server.gallery import Gallery
-from ai_server.settings import default_weights_dir
+from ai_server.research import data
+from ai_server.serving.gallery import Gallery
+from ai_server.serving.settings import default_weights_dir
 
 SPACES = {"a@1/embedding": 8, "b@2/embedding": 8}
 
@@ -162,7 +162,7 @@ def test_identification_accuracy_on_validation_identities(server, people):
 
 CRASH_SCRIPT = """
 import sys, numpy as np
-from ai_server.gallery import Gallery, NewFace
+from ai_server.serving.gallery import Gallery, NewFace
 g = Gallery(sys.argv[1], {"a@1/embedding": 8, "b@2/embedding": 8})
 rng = np.random.default_rng(int(sys.argv[2]))
 for i in range(100000):

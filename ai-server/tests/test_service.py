@@ -11,10 +11,10 @@ import pytest
 from photos import by_identity, encode, photo
 from PIL import Image
 
-from ai_server import data
-from ai_server.app import create_app
-from ai_server.gallery import Gallery, GalleryError
-from ai_server.settings import Settings
+from ai_server.research import data
+from ai_server.serving.app import create_app
+from ai_server.serving.gallery import Gallery, GalleryError
+from ai_server.serving.settings import Settings
 
 
 def _app(weights, data_dir, **settings):
@@ -266,7 +266,7 @@ def test_another_model_is_refused_until_reembedded(tiny_weights, tmp_path, peopl
 
 
 def test_a_failed_file_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    from ai_server import gallery
+    from ai_server.serving import gallery
 
     def disk_full(fd):
         raise OSError(28, "No space left on device")
@@ -278,6 +278,6 @@ def test_a_failed_file_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_a_very_thin_image_is_searched_without_error():
-    from ai_server.faces import FaceDetector
+    from ai_server.serving.faces import FaceDetector
 
     assert FaceDetector().detect(np.zeros((1, 3000, 3), np.uint8)) == []

@@ -6,12 +6,12 @@ import json
 import pytest
 import torch
 
-from ai_server import data
-from ai_server.augment import AugmentConfig
-from ai_server.models import load_model
-from ai_server.teacher import view_targets
-from ai_server.train import TrainConfig, train, training_set
-from ai_server.views import render
+from ai_server.core.models import load_model
+from ai_server.research import data
+from ai_server.research.augment import AugmentConfig
+from ai_server.research.teacher import view_targets
+from ai_server.research.train import TrainConfig, train, training_set
+from ai_server.research.views import render
 
 dlib = pytest.importorskip("dlib", reason="the teacher is a training-only dependency (requirements-dev.lock)")
 

@@ -5,11 +5,11 @@ import torch
 from conftest import smoke_config
 
 from ai_server.cli import main
-from ai_server.evaluate import evaluate
-from ai_server.models import load_model, sha256_file
-from ai_server.perturb import ALL_CONDITIONS
-from ai_server.recognizer import Recognizer
-from ai_server.train import train
+from ai_server.core.models import load_model, sha256_file
+from ai_server.core.recognizer import Recognizer
+from ai_server.research.evaluate import evaluate
+from ai_server.research.perturb import ALL_CONDITIONS
+from ai_server.research.train import train
 
 
 def _log(run_dir):

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ai_server import data
-from ai_server.recognizer import Recognizer
-from ai_server.settings import default_weights_dir
-from ai_server.ship import ship
-from ai_server.weights import WeightsError, load_manifest, load_recognizer
+from ai_server.core.recognizer import Recognizer
+from ai_server.core.weights import WeightsError, load_manifest, load_recognizer
+from ai_server.research import data
+from ai_server.research.ship import ship
+from ai_server.serving.settings import default_weights_dir
 
 
 def test_a_shipped_heatmap_model_embeds_like_its_run(tiny_runs, tiny_weights):

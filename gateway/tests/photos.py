@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ai_server.data import sample_photo  # the test stack runs the ai-server from the same venv
+from ai_server.research.data import sample_photo  # the test stack runs the ai-server from the same venv
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from ai_server.data import sample_photo
+from ai_server.research.data import sample_photo
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("FACE_DATA_DIR", REPO.parent / "shared" / "data"))

@@ -16,7 +16,7 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from ai_server.data import data_dir, sample_canvas, validation_identities
+from ai_server.research.data import data_dir, sample_canvas, validation_identities
 
 OK = {(200, None)}
 NO_FACE = {(422, "no_face_found")}

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import torch
 
-from .gallery import GalleryError
-from .images import ImageError
-from .perturb import ALL_CONDITIONS, Condition
-from .settings import default_weights_dir
-from .weights import WeightsError
+from .core.weights import WeightsError, default_weights_dir
+from .research.perturb import ALL_CONDITIONS, Condition
+from .serving.gallery import GalleryError
+from .serving.images import ImageError
 
 
 def _setting(item: str) -> tuple[str, object]:
@@ -26,7 +25,7 @@ def _setting(item: str) -> tuple[str, object]:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .train import TrainConfig, train
+    from .research.train import TrainConfig, train
 
     with open(args.config) as f:
         values = json.load(f)
@@ -35,7 +34,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate
+    from .research.evaluate import evaluate
 
     conditions = [Condition.parse(c) for c in args.conditions] if args.conditions else ALL_CONDITIONS
     evaluate(
@@ -54,12 +53,12 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _teacher(args: argparse.Namespace) -> None:
-    from .teacher import evaluate_teacher
+    from .research.teacher import evaluate_teacher
 
     centre = None
     if args.centre_views:
-        from . import data
-        from .teacher import view_targets
+        from .research import data
+        from .research.teacher import view_targets
 
         paths = data.distillation_identities().paths
         targets = view_targets(paths, args.centre_views, args.views_cache)
@@ -77,8 +76,8 @@ def _teacher(args: argparse.Namespace) -> None:
 
 
 def _teacher_views(args: argparse.Namespace) -> None:
-    from . import data
-    from .teacher import view_targets
+    from .research import data
+    from .research.teacher import view_targets
 
     images = data.distillation_identities()
     if args.identities:
@@ -88,7 +87,7 @@ def _teacher_views(args: argparse.Namespace) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import reproduce
+    from .research.reproduce import reproduce
 
     overrides = dict(_setting(item) for item in args.set)
     failures = reproduce(
@@ -99,7 +98,7 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 
 def _ship(args: argparse.Namespace) -> None:
-    from .ship import ship
+    from .research.ship import ship
 
     models = dict(item.split("=", 1) for item in args.model)
     command = "ai-server " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -107,7 +106,7 @@ def _ship(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from .report import collect, evaluate_shipped, write_report
+    from .research.report import collect, evaluate_shipped, write_report
 
     results, weights = Path(args.results), Path(args.weights)
     if args.collect:
@@ -119,9 +118,9 @@ def _report(args: argparse.Namespace) -> None:
 
 def _service(args: argparse.Namespace, verify: bool = True):
     """Engine and gallery as the server would open them (AI_SERVER_* variables, then the options)."""
-    from .engine import Engine
-    from .gallery import Gallery
-    from .settings import Settings
+    from .serving.engine import Engine
+    from .serving.gallery import Gallery
+    from .serving.settings import Settings
 
     overrides = {k: v for k, v in {"data_dir": args.data_dir, "model": args.model}.items() if v}
     s = Settings.from_env(**overrides)
@@ -134,16 +133,16 @@ def _serve(args: argparse.Namespace) -> None:
     import os
     import shutil
 
-    from .settings import Settings
-    from .weights import load_manifest
+    from .core.weights import load_manifest
+    from .serving.settings import Settings
 
     load_manifest(Settings.from_env().weights_dir)  # fail here, clearly, rather than in every worker
     gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).with_name("gunicorn"))
-    os.execv(gunicorn, [gunicorn, "--config", "python:ai_server.gunicorn_conf"])
+    os.execv(gunicorn, [gunicorn, "--config", "python:ai_server.serving.gunicorn_conf"])
 
 
 def _enrol(args: argparse.Namespace) -> None:
-    from .enrol import enrol_folder
+    from .serving.enrol import enrol_folder
 
     s, engine, gallery = _service(args)
     only = set(Path(args.people).read_text().split()) if args.people else None
@@ -163,15 +162,15 @@ def _enrol(args: argparse.Namespace) -> None:
 
 
 def _reembed(args: argparse.Namespace) -> None:
-    from .enrol import reembed
+    from .serving.enrol import reembed
 
     _, engine, gallery = _service(args, verify=False)
     print(json.dumps({"re_embedded": reembed(engine, gallery)}))
 
 
 def _gallery(args: argparse.Namespace) -> None:
-    from .gallery import export_archive, import_archive
-    from .settings import Settings
+    from .serving.gallery import export_archive, import_archive
+    from .serving.settings import Settings
 
     data_dir = Path(args.data_dir) if args.data_dir else Settings.from_env().data_dir
     if args.action == "export":

@@ -409,7 +409,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/openapi.json")
     def openapi():
-        spec = resources.files("ai_server").joinpath("openapi.json").read_text()
+        spec = resources.files("ai_server.serving").joinpath("openapi.json").read_text()
         return Response(spec, content_type="application/json")
 
     return app

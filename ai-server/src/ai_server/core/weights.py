@@ -12,10 +12,15 @@ from pathlib import Path
 import torch
 
 from .models import load_model, sha256_file
+from .paths import in_repo
 from .recognizer import Recognizer, eval_target
-from .settings import default_weights_dir
 
 MANIFEST = "manifest.json"
+
+
+def default_weights_dir() -> Path:
+    """$AI_SERVER_WEIGHTS_DIR, else model-weights/ of the checkout (the image sets the variable)."""
+    return Path(os.environ.get("AI_SERVER_WEIGHTS_DIR") or in_repo("model-weights"))
 
 
 class WeightsError(Exception):

@@ -72,8 +72,8 @@ def collect(runs: Path, results: Path) -> list[str]:
 
 def evaluate_shipped(weights_dir: Path, results: Path) -> None:
     """Re-evaluate every shipped model file (float16, sha256-checked) in place of its run's metrics."""
+    from ..core.weights import load_manifest
     from .evaluate import evaluate
-    from .weights import load_manifest
 
     for name, entry in load_manifest(weights_dir)["models"].items():
         print(f"evaluating {name} ({entry['training']['run']})", flush=True)
@@ -335,8 +335,8 @@ def _plot_overlays(weights_dir: Path, path: Path, n: int = 6) -> None:
     model's own Grad-CAM++ map: what the 4th channel said and what drove the embedding."""
     import torch
 
+    from ..core.weights import load_manifest, load_recognizer
     from . import data
-    from .weights import load_manifest, load_recognizer
 
     manifest = load_manifest(weights_dir)
     recognizer = load_recognizer(weights_dir, manifest["default"], manifest)
@@ -531,7 +531,7 @@ def _plot_distil_roc(rows: list[tuple[str, dict]], path: Path) -> None:
 
 
 def _student_parameters(config: dict) -> int:
-    from .models import build_model
+    from ..core.models import build_model
 
     model = build_model(config["arch"], config["in_channels"], config["embedding_dim"], config["dropout"])
     return sum(p.numel() for p in model.parameters())

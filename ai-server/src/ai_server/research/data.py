@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..core.paths import in_repo
+
 HOLDOUT_FRACTION = 0.2
 HOLDOUT_SEED = 20261125
 
@@ -24,8 +26,7 @@ def data_dir() -> Path:
     """`$FACE_DATA_DIR`, else `shared/data` beside the repository checkout."""
     if "FACE_DATA_DIR" in os.environ:
         return Path(os.environ["FACE_DATA_DIR"])
-    repo = Path(__file__).resolve().parents[3]
-    return repo.parent / "shared" / "data"
+    return in_repo("..", "shared", "data")
 
 
 def data_version(root: Path | None = None) -> str:

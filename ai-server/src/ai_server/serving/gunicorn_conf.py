@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 
-from ai_server.settings import Settings
+from ai_server.serving.settings import Settings
 
 _settings = Settings.from_env()
 
@@ -24,7 +24,7 @@ keepalive = 5
 accesslog = None  # the app logs every request as JSON
 errorlog = "-"
 loglevel = _settings.log_level
-wsgi_app = "ai_server.app:create_app()"
+wsgi_app = "ai_server.serving.app:create_app()"
 
 
 def on_starting(server):

@@ -26,12 +26,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-
-def default_weights_dir() -> Path:
-    """model-weights/ of the checkout (or of the image, where the package is installed from it)."""
-    return Path(
-        os.environ.get("AI_SERVER_WEIGHTS_DIR") or Path(__file__).resolve().parents[3] / "model-weights"
-    )
+from ..core.weights import default_weights_dir
 
 
 def _cores() -> int:

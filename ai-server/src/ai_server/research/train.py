@@ -24,12 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.cam import GradCAMPlusPlus, make_target, upsample_map
+from ..core.models import ArcFace, build_model, load_model, model_input, save_model, sha256_file, widen_stem
+from ..core.recognizer import eval_target, in_batches
 from . import data
 from .augment import AugmentConfig, augment, geometry
-from .cam import GradCAMPlusPlus, cached_heatmaps, make_target, upsample_map
+from .heatmaps import cached_heatmaps
 from .metrics import accuracy, macro_f1
-from .models import ArcFace, build_model, load_model, model_input, save_model, sha256_file, widen_stem
-from .recognizer import eval_target, in_batches
 
 
 @dataclass

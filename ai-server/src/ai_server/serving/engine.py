@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..core.weights import load_manifest, load_recognizer
 from .faces import ALIGNED_SIZE, Face, FaceDetector, align
 from .images import ImageError, decode_image
-from .weights import load_manifest, load_recognizer
 
 HEATMAP_VECTOR_SIZE = 128
 

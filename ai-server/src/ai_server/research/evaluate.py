@@ -14,11 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.models import model_input, sha256_file
+from ..core.recognizer import Recognizer, in_batches
 from . import data
 from .calibration import calibration_report
-from .cam import cached_heatmaps
+from .heatmaps import cached_heatmaps
 from .metrics import bootstrap_ci, closed_set_report, cluster_bootstrap_ci, verification_report
-from .models import model_input, sha256_file
 from .perturb import (
     ABLATION_CONDITIONS,
     ALL_CONDITIONS,
@@ -28,7 +29,6 @@ from .perturb import (
     condition_generator,
     perturb,
 )
-from .recognizer import Recognizer, in_batches
 
 CLOSED_SETS = ("heldout", "yale_dark")
 PAIR_SETS = ("celeba_val", "lfw")

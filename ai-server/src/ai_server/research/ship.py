@@ -9,8 +9,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from ..core.weights import export_model, write_manifest
 from .data import data_version
-from .weights import export_model, write_manifest
 
 HEADLINE_CONDITIONS = ("original", "occlusion_0.3", "brightness_0.7", "brightness_1.15", "noise_0.1")
 

@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RECIPES = Path(__file__).resolve().parents[2] / "configs" / "repro"
+from ..core.paths import in_repo
+
+RECIPES = in_repo("ai-server", "configs", "repro")
 SEEDS = {"shufflenet_v2_x1_0": (0, 1, 2), "mobilenet_v3_large": (0,), "efficientnet_b0": (0,)}
 CONTINUED = {"shufflenet_v2_x1_0"}  # backbones that get the equal-budget Base control
 SHORT = {
