@@ -27,9 +27,11 @@ run: venv app-build
 demo-gallery: venv
 	$(BIN)/ai-server enrol $(DATA)/faces112/celeba --aligned --per-person 3 --people $(DATA)/splits/celeba_val_ids.txt
 
+# ruff, then the import contracts of .importlinter (core alone, serving without research, gateway apart).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 test: lint test-ai-server test-gateway test-app test-deploy test-reliability
 
