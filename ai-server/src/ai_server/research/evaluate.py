@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..core.models import model_input, sha256_file
 from ..core.recognizer import Recognizer, in_batches
+from ..core.vectors import face_vectors
 from . import data
 from .calibration import calibration_report
 from .heatmaps import cached_heatmaps
@@ -83,24 +84,16 @@ def evaluate_closed_set(
     return results, ablations
 
 
-HEATMAP_VECTOR_SIZE = 128  # the paper's serving vector: the map at 128x128, flattened (16,384-d)
 VIEWS = ("embedding", "embedding_noflip", "heatmap_vector")
 
 
 def open_set_vectors(recognizer: Recognizer, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per image, L2-normalised: `embedding` with flip test-time augmentation (sum of the image's and
-    its mirror's embeddings, each with its own heatmap), `embedding_noflip`, and the paper's
-    `heatmap_vector` (the model's own Grad-CAM++ map at 128x128, flattened)."""
+    """Per image, L2-normalised, exactly as the server computes them (`core.vectors.face_vectors`):
+    `embedding` with flip test-time augmentation, `embedding_noflip`, and the paper's `heatmap_vector`."""
 
     def views(x: torch.Tensor) -> torch.Tensor:
-        rgb = x.float() / 255.0
-        emb, cam = recognizer.explain(rgb)
-        flipped = recognizer.embed(rgb.flip(-1))
-        cam = F.interpolate(cam, size=HEATMAP_VECTOR_SIZE, mode="bilinear", align_corners=False)
-        return torch.cat(
-            [F.normalize(emb + flipped, dim=1), F.normalize(emb, dim=1), F.normalize(cam.flatten(1), dim=1)],
-            1,
-        )
+        v = face_vectors(recognizer, x.float() / 255.0, flip=True, explain=True)
+        return torch.cat([v.embedding, v.embedding_noflip, v.heatmap_vector()], 1)
 
     out = in_batches(views, images)
     d = recognizer.model.head.bn.num_features

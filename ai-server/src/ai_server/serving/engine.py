@@ -16,14 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
+from ..core.vectors import HEATMAP_VECTOR_SIZE, face_vectors
 from ..core.weights import load_manifest, load_recognizer
 from .faces import ALIGNED_SIZE, Face, FaceDetector, align
 from .images import ImageError, decode_image
-
-HEATMAP_VECTOR_SIZE = 128
 
 
 @dataclass
@@ -168,32 +166,21 @@ class Engine:
         explain = any(e for _, e in items)
         rgb = torch.from_numpy(np.stack([a for a, _ in items])).permute(0, 3, 1, 2).float() / 255.0
         n = len(items)
-        batch = torch.cat([rgb, rgb.flip(-1)]) if self.flip else rgb
         want_map = explain or self.vector == "heatmap_vector"
-        seconds: dict[str, float] = {}
-        out = self.recognizer.run(batch, explain=want_map, seconds=seconds)
-
-        def pooled(emb: torch.Tensor) -> torch.Tensor:
-            return F.normalize(emb[:n] + emb[n:] if self.flip else emb, dim=1)
-
+        out = face_vectors(self.recognizer, rgb, flip=self.flip, explain=want_map)
         vectors: dict[str, torch.Tensor] = {}
-        explanation = None
-        if out.explanation is not None:
-            explanation = out.explanation[:n, 0]
+        explanation = out.explanation[:, 0] if out.explanation is not None else None
         if self.vector == "embedding":
-            vectors[self.default_space.key] = pooled(out.embedding)
+            vectors[self.default_space.key] = out.embedding
             if self.source_space is not None:
-                vectors[self.source_space.key] = pooled(out.source_embedding)
+                vectors[self.source_space.key] = out.source_embedding
         else:
-            small = F.interpolate(
-                out.explanation[:n], size=HEATMAP_VECTOR_SIZE, mode="bilinear", align_corners=False
-            )
-            vectors[self.default_space.key] = F.normalize(small.flatten(1), dim=1)
+            vectors[self.default_space.key] = out.heatmap_vector()
         return [
             Vectors(
                 {k: v[i].numpy() for k, v in vectors.items()},
                 explanation[i].numpy() if explanation is not None and items[i][1] else None,
-                {**seconds, "batch": n},
+                {**out.seconds, "batch": n},
             )
             for i in range(n)
         ]
