@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .models import load_model, sha256_file
+from .models import sha256_file
 from .paths import in_repo
 from .recognizer import Recognizer, eval_target
 
@@ -105,13 +105,7 @@ def load_manifest(weights_dir: str | os.PathLike | None = None, verify: bool = T
 def load_recognizer(
     weights_dir: str | os.PathLike | None, name: str, manifest: dict, device: str = "cpu"
 ) -> Recognizer:
-    """The named model (and its heatmap source) from a verified manifest, ready to embed faces."""
+    """The named model of a verified manifest, ready to embed faces. `Recognizer.load` is the one loader:
+    a shipped Heatmap model's file names its shipped source and that file's sha256 (`export_model`)."""
     weights_dir = Path(weights_dir or default_weights_dir())
-    entry = manifest["models"][name]
-    model, head, config = load_model(weights_dir / entry["file"], device=device)
-    source = source_head = None
-    if entry.get("heatmap_source"):
-        source_entry = manifest["models"][entry["heatmap_source"]]
-        source, source_head, _ = load_model(weights_dir / source_entry["file"], device=device)
-    target = entry.get("cam_target") or "embedding_norm"
-    return Recognizer(model, head, config["input_size"], source, source_head, target, config)
+    return Recognizer.load(weights_dir / manifest["models"][name]["file"], device=device)
