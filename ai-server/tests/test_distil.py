@@ -124,7 +124,7 @@ def test_flip_replay_matches_the_augmentation():
 
 
 def test_report_states_the_gap_closed_and_the_heatmap_comparison():
-    from ai_server.research.report import _distil_findings
+    from ai_server.research.report.distillation import findings as _distil_findings
 
     def metrics(lfw, val):
         pairs = {
