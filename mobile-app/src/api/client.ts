@@ -1,8 +1,11 @@
 // The only module that talks HTTP. Screens and hooks use the GatewayApi interface.
 import type {
+  Endpoint,
   Enrolment,
   ErrorEnvelope,
-  Feedback,
+  FeedbackRequest,
+  JsonRequest,
+  JsonResponse,
   MatchResponse,
   PhotoFile,
   Search,
@@ -17,7 +20,16 @@ export const ENDPOINTS = {
   search: { method: 'get', path: '/v1/searches/{search_id}' },
   feedback: { method: 'post', path: '/v1/searches/{search_id}/feedback' },
   persons: { method: 'post', path: '/v1/persons' },
-} as const;
+} as const satisfies Record<string, Endpoint>;
+
+// What each call sends and gets back, taken from its operation in the generated schema, so a changed
+// response or request body in the gateway's OpenAPI file shows up as a type error here.
+type MatchOk = JsonResponse<typeof ENDPOINTS.match, 200>;
+type SearchesOk = JsonResponse<typeof ENDPOINTS.searches, 200>;
+type SearchOk = JsonResponse<typeof ENDPOINTS.search, 200>;
+type FeedbackBody = JsonRequest<typeof ENDPOINTS.feedback>;
+type FeedbackOk = JsonResponse<typeof ENDPOINTS.feedback, 201>;
+type EnrolOk = JsonResponse<typeof ENDPOINTS.persons, 201>;
 
 export type ClientErrorCode = 'network_error' | 'timeout' | 'cancelled' | 'bad_response' | 'not_configured';
 
@@ -58,7 +70,7 @@ export interface GatewayApi {
   match(photo: PhotoFile, k: number, options?: UploadOptions): Promise<MatchResponse>;
   listSearches(offset?: number, limit?: number): Promise<SearchList>;
   getSearch(searchId: string): Promise<Search>;
-  sendFeedback(searchId: string, feedback: Feedback): Promise<void>;
+  sendFeedback(searchId: string, feedback: FeedbackRequest): Promise<void>;
   enrol(
     name: string,
     metadata: Record<string, string>,
@@ -230,20 +242,21 @@ export function createClient(config: ClientConfig): GatewayApi {
       appendPhoto(form, 'image', photo);
       form.append('k', String(k));
       form.append('explain', 'true');
-      return upload<MatchResponse>(ENDPOINTS.match.path, form, options);
+      return upload<MatchOk>(ENDPOINTS.match.path, form, options);
     },
 
     listSearches(offset = 0, limit = 20) {
-      return request<SearchList>('GET', `${ENDPOINTS.searches.path}?offset=${offset}&limit=${limit}`);
+      return request<SearchesOk>('GET', `${ENDPOINTS.searches.path}?offset=${offset}&limit=${limit}`);
     },
 
     async getSearch(searchId) {
-      const body = await request<{ search: Search }>('GET', fill(ENDPOINTS.search.path, searchId));
+      const body = await request<SearchOk>('GET', fill(ENDPOINTS.search.path, searchId));
       return body.search;
     },
 
     async sendFeedback(searchId, feedback) {
-      await request<unknown>('POST', fill(ENDPOINTS.feedback.path, searchId), feedback);
+      const body: FeedbackBody = feedback;
+      await request<FeedbackOk>('POST', fill(ENDPOINTS.feedback.path, searchId), body);
     },
 
     enrol(name, metadata, photos, options) {
@@ -253,7 +266,7 @@ export function createClient(config: ClientConfig): GatewayApi {
         form.append('metadata', JSON.stringify(metadata));
       }
       photos.forEach((photo) => appendPhoto(form, 'image', photo));
-      return upload<Enrolment>(ENDPOINTS.persons.path, form, options);
+      return upload<EnrolOk>(ENDPOINTS.persons.path, form, options);
     },
 
     resolve,

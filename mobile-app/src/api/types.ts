@@ -1,62 +1,42 @@
-// Shapes of the gateway's public API v1 (gateway/src/gateway/openapi.json). Only the fields the app
-// reads are typed; __tests__/openapi.test.ts checks them against the gateway's OpenAPI file.
+// The app's names for the gateway's API v1 shapes. The shapes themselves are generated from
+// gateway/src/gateway/openapi.json into ./schema.d.ts (`npm run gen:api`); only app-side types
+// (Results, PhotoFile) are written by hand here.
+import type { components, paths } from './schema';
 
-export interface ErrorEnvelope {
-  error: { code: string; message: string };
-  request_id?: string;
-}
+type Schemas = components['schemas'];
+type Method = 'get' | 'put' | 'post' | 'delete' | 'patch';
 
-export interface Match {
-  rank: number;
-  person_id: string;
-  /** null in a stored search once the person has been deleted */
-  name: string | null;
-  metadata?: Record<string, unknown>;
-  similarity: number;
-  /** calibrated probability that it is the same person; null when the model has no calibration */
-  confidence: number | null;
-  face_id: number;
-  /** gateway path of the matched face's thumbnail; null once deleted */
-  thumbnail_url: string | null;
-  deleted?: boolean;
-}
+/** The methods the gateway documents for a path (the generator types absent ones as `never`). */
+type MethodsOf<P extends keyof paths> = {
+  [M in Method]: [NonNullable<paths[P][M]>] extends [never] ? never : M;
+}[Method];
 
+/** A path and method that exist in the OpenAPI file: ENDPOINTS in client.ts must be made of these. */
+export type Endpoint = { [P in keyof paths]: { method: MethodsOf<P>; path: P } }[keyof paths];
+
+type Operation<E extends Endpoint> = NonNullable<paths[E['path']][E['method']]>;
+
+/** The JSON body an operation answers with for a status; `unknown` (so no typed use compiles) when undocumented. */
+export type JsonResponse<E extends Endpoint, S extends number> =
+  Operation<E> extends { responses: { [K in S]: { content: { 'application/json': infer Body } } } } ? Body : unknown;
+
+/** The JSON request body of an operation; `never` (nothing can be sent) when undocumented. */
+export type JsonRequest<E extends Endpoint> =
+  Operation<E> extends { requestBody: { content: { 'application/json': infer Body } } } ? Body : never;
+
+export type ErrorEnvelope = Schemas['Error'];
+export type Match = Schemas['Match'];
 /** What POST /v1/match answers (the ai-server's result plus the stored search's id and links). */
-export interface MatchResponse {
-  search_id: string;
-  k: number;
-  cached?: boolean;
-  matches: Match[];
-  no_match: boolean;
-  threshold: number | null;
-  image_url: string;
-  heatmap_url: string | null;
-}
-
+export type MatchResponse = Schemas['MatchResponse'];
 /** A stored search (GET /v1/searches, GET /v1/searches/{id}). */
-export interface Search {
-  id: string;
-  /** seconds since the epoch */
-  created_at: number;
-  k: number;
-  result: { matches: Match[]; no_match: boolean; threshold: number | null };
-  image_url: string;
-  heatmap_url: string | null;
-  feedback?: StoredFeedback[];
-}
-
-export interface SearchList {
-  searches: Search[];
-  total: number;
-  offset: number;
-  limit: number;
-}
-
-export interface StoredFeedback {
-  person_id: string;
-  correct: boolean;
-  created_at: number;
-}
+export type Search = Schemas['Search'];
+export type SearchList = Schemas['SearchList'];
+/** Feedback as stored with a search (the gateway's `Feedback`). */
+export type StoredFeedback = Schemas['Feedback'];
+/** Feedback as sent (the gateway's `FeedbackRequest`). */
+export type FeedbackRequest = Schemas['FeedbackRequest'];
+export type Enrolment = Schemas['Enrolment'];
+export type SkippedPhoto = Enrolment['skipped'][number];
 
 /** What the results screen shows, from a fresh match or a stored search. */
 export interface Results {
@@ -67,24 +47,6 @@ export interface Results {
   image_url: string;
   heatmap_url: string | null;
   feedback: StoredFeedback[];
-}
-
-export interface Feedback {
-  person_id: string;
-  correct: boolean;
-  comment?: string;
-}
-
-export interface SkippedPhoto {
-  index: number;
-  filename?: string;
-  error?: { code?: string; message?: string };
-}
-
-export interface Enrolment {
-  person: { id: string; name: string };
-  faces_added: number;
-  skipped: SkippedPhoto[];
 }
 
 /** A photo chosen on the device: `file` is set on the web, `uri` everywhere. */

@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { Image, StyleSheet, Text, View } from 'react-native';
 
-import type { PhotoFile } from '../api/types';
+import type { PhotoFile, SkippedPhoto } from '../api/types';
 import { Button } from '../components/Button';
 import { Field } from '../components/Field';
 import { pickPhotos } from '../components/pickPhotos';
@@ -12,6 +12,12 @@ import { UploadProgress } from '../components/UploadProgress';
 import { useEnrol } from '../hooks/useEnrol';
 
 const MAX_PHOTOS = 8;
+
+/** The OpenAPI file types a skipped photo's `error` as any object, so its fields are checked here. */
+function skipReason({ error }: SkippedPhoto): string {
+  if (error?.code === 'no_face_found') return 'no face found';
+  return typeof error?.message === 'string' ? error.message : 'not usable';
+}
 
 /** Enrol a missing person (needs an admin API key): name, optional details, one or more photos. */
 export function EnrolScreen() {
@@ -60,7 +66,7 @@ export function EnrolScreen() {
             {enrolment.skipped.map((skip) => (
               <Text key={skip.index} style={{ color: theme.text }}>
                 • Photo {skip.index + 1} ({state.photos[skip.index]?.name ?? skip.filename ?? 'unnamed'}):{' '}
-                {skip.error?.code === 'no_face_found' ? 'no face found' : skip.error?.message ?? 'not usable'}
+                {skipReason(skip)}
               </Text>
             ))}
           </View>
