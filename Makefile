@@ -134,3 +134,78 @@ distil: venv
 	for m in $(DISTIL)/*/metrics.json; do r=$$(basename $$(dirname $$m)); mkdir -p docs/results/distil/$$r; \
 		cp $(DISTIL)/$$r/*.json* docs/results/distil/$$r/; done
 	$(BIN)/ai-server report
+
+# ---- Finding the person (issue 15): students trained on 7,752 identities, distilled view by view ----
+# data -> teacher targets -> train -> evaluate -> ship -> report; every step resumes where it stopped, so
+# rerun `make students` after an interruption. Two cores: the targets take about an hour with the
+# OpenBLAS dlib, each pair of runs side by side several hours (docs/results.md gives the measured times).
+STUDENTS := runs/students
+STUDENT_CONFIG := ai-server/configs/students/shufflenet_v2_x1_0.json
+VIEWS := 8
+STUDENT_EVAL := --sets --pairs celeba_ext_val lfw celeba_val --identity-ci
+PREVIOUS_DEFAULT := b7c3690
+DLIB_BLAS := .cache/dlib-blas
+TEACHER_ENV := PYTHONPATH=$(DLIB_BLAS)
+.PHONY: students student-targets student-teacher student-previous student-base student-heatmap student-ship teacher-blas
+
+students: student-ship
+
+# dlib built from source against OpenBLAS: the teacher about 4.5x faster than the dlib-bin wheel, with the
+# same embeddings (bench/teacher_speed.py); teacher commands find it on PYTHONPATH.
+teacher-blas: $(DLIB_BLAS)/.built
+$(DLIB_BLAS)/.built: | venv
+	@dpkg -s libopenblas-dev >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libopenblas-dev liblapack-dev cmake; }
+	mkdir -p .cache/dlib-src
+	ls .cache/dlib-src/dlib-20.0.0-*.whl >/dev/null 2>&1 || $(BIN)/pip wheel --no-deps --no-binary dlib dlib==20.0.0 -w .cache/dlib-src
+	$(BIN)/pip install --quiet --no-deps --upgrade --target $(DLIB_BLAS) .cache/dlib-src/dlib-20.0.0-*.whl
+	$(BIN)/python -c "import sys; sys.path.insert(0, '$(DLIB_BLAS)'); import dlib; assert dlib.DLIB_USE_BLAS"
+	touch $@
+
+student-targets: venv teacher-blas
+	$(TEACHER_ENV) $(BIN)/ai-server teacher-views --views $(VIEWS) --cache $(STUDENTS)/.teacher-views
+
+# The teacher and the previous served default, measured with the students' protocol.
+student-teacher: student-targets
+	test -f $(STUDENTS)/teacher/metrics.json || $(TEACHER_ENV) $(BIN)/ai-server teacher --out $(STUDENTS)/teacher/metrics.json \
+		--cache $(STUDENTS)/.teacher-cache --pairs celeba_ext_val lfw celeba_val --identity-ci --centre-views $(VIEWS) \
+		--views-cache $(STUDENTS)/.teacher-views
+student-previous: venv
+	mkdir -p $(STUDENTS)/previous-default
+	for f in shufflenet-heatmap-distilled shufflenet-base-distilled; do \
+		git show $(PREVIOUS_DEFAULT):model-weights/$$f.pt > $(STUDENTS)/previous-default/$$f.pt; done
+	test -f $(STUDENTS)/previous-default/metrics.json || $(BIN)/ai-server --threads 1 evaluate \
+		$(STUDENTS)/previous-default/shufflenet-heatmap-distilled.pt --out $(STUDENTS)/previous-default/metrics.json $(STUDENT_EVAL)
+
+# Two Base students side by side (one thread each): ArcFace weight 1 and 0 beside the distillation terms.
+BASES := base-arc1-s0 base-arc0-s0
+student-base: student-targets
+	$(BIN)/ai-server --threads 1 train $(STUDENT_CONFIG) --out $(STUDENTS)/base-arc1-s0 & a=$$!; \
+	$(BIN)/ai-server --threads 1 train $(STUDENT_CONFIG) --out $(STUDENTS)/base-arc0-s0 --set arcface_weight=0.0 & b=$$!; \
+	wait $$a && wait $$b
+	for r in $(BASES); do test -f $(STUDENTS)/$$r/metrics.json || \
+		$(BIN)/ai-server evaluate $(STUDENTS)/$$r/model.pt --out $(STUDENTS)/$$r/metrics.json $(STUDENT_EVAL) || exit 1; done
+
+# The better Base (celeba_ext val top-1) seeds the Heatmap student (4th channel: its maps) and the
+# equal-budget control (the same Base trained on, RGB only), side by side for the same epochs.
+student-heatmap: student-base
+	best=$$($(BIN)/ai-server pick $(addprefix $(STUDENTS)/,$(BASES))); echo "seed: $$best"; \
+	$(BIN)/ai-server --threads 1 train $(STUDENT_CONFIG) --out $(STUDENTS)/heatmap-s0 --set in_channels=4 \
+		--set heatmap_source=$(STUDENTS)/$$best/model.pt --set init_from=$(STUDENTS)/$$best/model.pt & a=$$!; \
+	$(BIN)/ai-server --threads 1 train $(STUDENT_CONFIG) --out $(STUDENTS)/control-s0 \
+		--set init_from=$(STUDENTS)/$$best/model.pt & b=$$!; \
+	wait $$a && wait $$b
+	for r in heatmap-s0 control-s0; do test -f $(STUDENTS)/$$r/metrics.json || \
+		$(BIN)/ai-server evaluate $(STUDENTS)/$$r/model.pt --out $(STUDENTS)/$$r/metrics.json $(STUDENT_EVAL) || exit 1; done
+
+# Ship the Heatmap student with its Base and the control, keep the paper's pair, serve the best on
+# celeba_ext val (never chosen on LFW); then collect the metrics and regenerate the report.
+student-ship: student-heatmap student-teacher student-previous
+	best=$$($(BIN)/ai-server pick $(addprefix $(STUDENTS)/,$(BASES))); \
+	default=$$($(BIN)/ai-server pick $(STUDENTS)/heatmap-s0 $(STUDENTS)/control-s0); \
+	$(BIN)/ai-server ship --runs $(STUDENTS) --out model-weights --make-target students \
+		--model shufflenet-ext-base=$$best --model shufflenet-ext-heatmap=heatmap-s0 --model shufflenet-ext-control=control-s0 \
+		--keep shufflenet-base --keep shufflenet-heatmap \
+		--default $$(test $$default = heatmap-s0 && echo shufflenet-ext-heatmap || echo shufflenet-ext-control)
+	$(BIN)/ai-server report --collect $(STUDENTS) --section students
+	cp $(STUDENTS)/.teacher-views/summary.json docs/results/students/teacher-views.json
+	$(BIN)/ai-server report

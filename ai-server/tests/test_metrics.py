@@ -89,3 +89,45 @@ def test_verification_report_fields():
     assert report["auc_ci"][0] < report["auc"] < report["auc_ci"][1]
     assert 0 < report["eer"] < 0.5 and 0 <= report["tar_at_far_0.001"] <= report["tar_at_far_0.01"] <= 1
     assert report["roc"]["fpr"][0] == 0 and report["roc"]["tpr"][-1] == 1
+
+
+def test_identity_bootstrap_is_wider_than_row_bootstrap_when_rows_of_an_identity_agree():
+    """Pairs of one identity are not independent: resampling identities must give the wider interval."""
+    from ai_server.research.metrics import cluster_bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    identity = np.repeat(np.arange(40), 25)  # 40 identities, 25 pairs each
+    easy = rng.random(40) < 0.5  # per identity, its pairs are all easy or all hard
+    same = rng.random(len(identity)) < 0.5
+    scores = np.where(easy[identity], same * 2.0, 0.0) + rng.normal(0, 1, len(identity))
+    rows = bootstrap_ci(roc_auc, scores, same, n=300)
+    ids = cluster_bootstrap_ci(roc_auc, identity, scores, same, n=300)
+    assert ids[0] <= roc_auc(scores, same) <= ids[1]
+    assert ids[1] - ids[0] > 1.3 * (rows[1] - rows[0]), (rows, ids)
+    report = verification_report(scores, same, identity % 10, n_boot=100, clusters=identity)
+    assert (
+        report["ci"] == "identity bootstrap" and report["eer_ci"][0] <= report["eer"] <= report["eer_ci"][1]
+    )
+
+
+def test_identification_by_gallery_size_falls_as_the_gallery_grows():
+    import torch
+
+    from ai_server.research import data
+    from ai_server.research.evaluate import identify, one_shot_ranks
+
+    people = data.celeba_ext_validation()
+    labels = torch.tensor(people.labels)
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(len(people.classes), 16, generator=g)
+    vectors = torch.nn.functional.normalize(
+        centres[labels] + torch.randn(len(labels), 16, generator=g), dim=1
+    )
+    report = identify({"embedding": vectors}, people, seed=0, n_boot=50, identity_ci=True)["embedding"]
+    curve = report["top1_by_gallery_size"]
+    assert list(curve) == ["10", "30", "100", "300", "1000"]
+    values = list(curve.values())
+    assert all(a > b for a, b in zip(values, values[1:], strict=False))
+    assert curve["1000"] == pytest.approx(report["top1"])  # the whole gallery is the full search
+    # a gallery of one person: every query of that person finds them first
+    assert (one_shot_ranks(vectors, people, 0, np.array([7])) == 0).all()

@@ -1,5 +1,6 @@
 """Shipped weights: float16 files the service and the evaluation both trust only after a sha256 check."""
 
+import json
 import shutil
 
 import pytest
@@ -7,10 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from ai_server.core.recognizer import Recognizer
-from ai_server.core.weights import WeightsError, load_manifest, load_recognizer
+from ai_server.core.weights import WeightsError, default_weights_dir, load_manifest, load_recognizer
 from ai_server.research import data
 from ai_server.research.ship import ship
-from ai_server.serving.settings import default_weights_dir
 
 
 def test_a_shipped_heatmap_model_embeds_like_its_run(tiny_runs, tiny_weights):
@@ -53,3 +53,41 @@ def test_the_repository_ships_verified_weights_with_calibration():
     calibration = default["calibration"]["embedding"]
     assert 0 < calibration["no_match_threshold"] < 1 and calibration["a"] > 0
     assert default["training"]["command"].startswith("ai-server ship")
+
+
+def test_ship_keeps_named_models_removes_stale_files_and_measures_the_shipped_file(
+    tiny_runs, tiny_weights, tmp_path
+):
+    out = shutil.copytree(tiny_weights, tmp_path / "w")
+    (out / "retired-model.pt").write_bytes(b"a model no entry names")
+    ship(
+        tiny_runs["root"],
+        out,
+        {"tiny-base-2": "base"},
+        "tiny-heatmap",
+        "test",
+        keep=("tiny-base", "tiny-heatmap"),
+    )
+    manifest = load_manifest(out)
+    assert set(manifest["models"]) == {"tiny-base", "tiny-heatmap", "tiny-base-2"}
+    assert not (out / "retired-model.pt").exists()
+    entry = manifest["models"]["tiny-base-2"]
+    assert entry["metrics_of"] == "the shipped float16 file"
+    assert entry["calibration"]["embedding"]["fitted_on"] == "celeba_val"  # never LFW
+    shipped = json.loads((tiny_runs["root"] / "base" / "metrics-shipped.json").read_text())
+    assert shipped["model"]["sha256"] == entry["sha256"]
+    assert (
+        entry["metrics"]["verification"]["celeba_val"]["auc"]
+        == shipped["verification"]["celeba_val"]["embedding"]["auc"]
+    )
+
+
+def test_pick_prints_the_run_best_at_a_metric(tmp_path, capsys):
+    from ai_server.cli import main
+
+    for run, top1 in (("a", 0.4), ("b", 0.7), ("c", 0.5)):
+        (tmp_path / run).mkdir()
+        metrics = {"identification": {"celeba_ext_val": {"embedding": {"top1": top1}}}}
+        (tmp_path / run / "metrics.json").write_text(json.dumps(metrics))
+    assert main(["pick", *(str(tmp_path / r) for r in "abc")]) == 0
+    assert capsys.readouterr().out.strip() == "b"

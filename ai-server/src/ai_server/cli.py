@@ -76,14 +76,45 @@ def _teacher(args: argparse.Namespace) -> None:
 
 
 def _teacher_views(args: argparse.Namespace) -> None:
+    import time
+
+    import dlib
+
     from .research import data
     from .research.teacher import view_targets
 
     images = data.distillation_identities()
     if args.identities:
         images = images.in_classes(images.classes[:: max(1, len(images.classes) // args.identities)])
+    started = time.perf_counter()
     targets = view_targets(images.paths, args.views, args.cache, workers=args.workers, chunk=args.chunk)
-    print(json.dumps({"images": len(images), "views": args.views, "targets": list(targets.shape)}))
+    summary = {
+        "images": len(images),
+        "views": args.views,
+        "targets": list(targets.shape),
+        "dlib": dlib.__version__,
+        "dlib_blas": bool(dlib.DLIB_USE_BLAS),
+        "workers": args.workers,
+        "seconds_this_call": round(time.perf_counter() - started, 1),
+    }
+    summary_file = Path(args.cache) / "summary.json"
+    if (
+        summary["seconds_this_call"] > 60 or not summary_file.exists()
+    ):  # keep the build's time, not a reload's
+        summary_file.write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary))
+
+
+def _pick(args: argparse.Namespace) -> None:
+    """Print the run folder whose metrics score highest at `--metric` (a /-separated path)."""
+
+    def score(run: str) -> float:
+        value = json.loads((Path(run) / "metrics.json").read_text())
+        for key in args.metric.split("/"):
+            value = value[key]
+        return float(value)
+
+    print(Path(max(args.runs, key=score)).name)
 
 
 def _reproduce(args: argparse.Namespace) -> None:
@@ -102,7 +133,11 @@ def _ship(args: argparse.Namespace) -> None:
 
     models = dict(item.split("=", 1) for item in args.model)
     command = "ai-server " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    print(ship(Path(args.runs), Path(args.out), models, args.default, command))
+    print(
+        ship(
+            Path(args.runs), Path(args.out), models, args.default, command, tuple(args.keep), args.make_target
+        )
+    )
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -110,7 +145,8 @@ def _report(args: argparse.Namespace) -> None:
 
     results, weights = Path(args.results), Path(args.weights)
     if args.collect:
-        print(f"copied the metrics of {len(collect(Path(args.collect), results))} runs into {results}")
+        copied = collect(Path(args.collect), results, args.section)
+        print(f"copied the metrics of {len(copied)} runs into {results / args.section}")
     if args.evaluate_shipped:
         evaluate_shipped(weights, results)
     print(write_report(results, Path(args.docs), weights))
@@ -250,10 +286,18 @@ def main(argv: list[str] | None = None) -> int:
         help="e.g. shufflenet-heatmap=shufflenet-heatmap-s0",
     )
     p.add_argument("--default", required=True, help="the manifest name served by default")
+    p.add_argument("--keep", action="append", default=[], help="a model of the current manifest to keep")
+    p.add_argument("--make-target", help="the make target that rebuilds these weights (provenance)")
     p.set_defaults(run=_ship)
+
+    p = sub.add_parser("pick", help="print the run whose metrics.json is best at a metric")
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--metric", default="identification/celeba_ext_val/embedding/top1")
+    p.set_defaults(run=_pick)
 
     p = sub.add_parser("report", help="write docs/results.md and docs/figures from the committed metrics")
     p.add_argument("--collect", metavar="RUNS", help="first copy every evaluated run's metrics from RUNS")
+    p.add_argument("--section", default="runs", help="where --collect puts them: runs, distil, students")
     p.add_argument("--evaluate-shipped", action="store_true", help="first re-evaluate the shipped weights")
     p.add_argument("--results", default="docs/results")
     p.add_argument("--docs", default="docs")

@@ -134,16 +134,40 @@ def _enrolled(identities: data.ImageSet, seed: int) -> list[int]:
     ]
 
 
-def one_shot_ranks(vectors: torch.Tensor, identities: data.ImageSet, seed: int) -> np.ndarray:
+def one_shot_ranks(
+    vectors: torch.Tensor, identities: data.ImageSet, seed: int, among: np.ndarray | None = None
+) -> np.ndarray:
     """One-shot identification as /match does it: enrol one image per identity, query with every other
     image, rank the identities by cosine similarity. Per query, how many enrolled people score above the
-    right one (0 = the right person first)."""
+    right one (0 = the right person first). `among`: only these identities are enrolled and queried."""
     labels = np.asarray(identities.labels)
-    enrolled = _enrolled(identities, seed)
+    enrolled = np.asarray(_enrolled(identities, seed))
     queries = np.setdiff1d(np.arange(len(labels)), enrolled)
+    if among is not None:
+        enrolled = enrolled[among]
+        queries = queries[np.isin(labels[queries], among)]
     sims = (vectors[queries] @ vectors[enrolled].T).numpy()
-    true = sims[np.arange(len(queries)), labels[queries]]
+    column = {y: i for i, y in enumerate(labels[enrolled])}
+    true = sims[np.arange(len(queries)), [column[y] for y in labels[queries]]]
     return (sims > true[:, None]).sum(axis=1)
+
+
+GALLERY_SIZES = (10, 30, 100, 300, 1000)
+
+
+def top1_by_gallery_size(
+    vectors: torch.Tensor, identities: data.ImageSet, seed: int, draws: int = 10
+) -> dict:
+    """Mean one-shot top-1 when only n of the identities are enrolled (n random identities, `draws` times):
+    how a search degrades as the gallery grows."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for n in (n for n in GALLERY_SIZES if n <= len(identities.classes)):
+        picks = [rng.choice(len(identities.classes), n, replace=False) for _ in range(draws)]
+        out[str(n)] = float(
+            np.mean([(one_shot_ranks(vectors, identities, seed, p) < 1).mean() for p in picks])
+        )
+    return out
 
 
 def identify(
@@ -175,6 +199,8 @@ def identify(
             "top5_ci": list(ci5),
             **({"ci": "identity bootstrap"} if identity_ci else {}),
         }
+        if identity_ci:
+            reports[view]["top1_by_gallery_size"] = top1_by_gallery_size(v, identities, seed)
     return reports
 
 

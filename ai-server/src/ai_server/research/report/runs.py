@@ -16,12 +16,13 @@ SECTIONS = ("runs", "distil", "students")
 
 
 def collect(runs: Path, results: Path, section: str = "runs") -> list[str]:
-    """Copy metrics.json and, for trained runs, log.jsonl and config.json of every evaluated run."""
+    """Copy metrics.json (and metrics-shipped.json of a shipped file) and, for trained runs, log.jsonl and
+    config.json of every evaluated run."""
     copied = []
     for metrics in sorted(runs.glob("*/metrics.json")):
         out = results / section / metrics.parent.name
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("metrics.json", "log.jsonl", "config.json"):
+        for name in ("metrics.json", "metrics-shipped.json", "log.jsonl", "config.json"):
             if (metrics.parent / name).exists():
                 shutil.copyfile(metrics.parent / name, out / name)
         copied.append(metrics.parent.name)
@@ -67,7 +68,7 @@ def load_run(folder: Path) -> dict:
 
 def load_section(results: Path, section: str) -> dict[str, dict]:
     folder = results / section
-    return {d.name: load_run(d) for d in sorted(folder.iterdir())} if folder.is_dir() else {}
+    return {d.name: load_run(d) for d in sorted(folder.iterdir()) if d.is_dir()} if folder.is_dir() else {}
 
 
 def load_reproduction(results: Path) -> dict[tuple[str, str], list[dict]]:
