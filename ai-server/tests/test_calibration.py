@@ -45,3 +45,36 @@ def test_report_fits_on_half_the_folds_and_checks_on_the_rest():
     report = calibration_report(scores, same, fold)
     assert report["ece_heldout_folds"] < 0.03
     assert 0 < report["tar_at_threshold"] < 1 and report["no_match_far"] == 1e-3
+
+
+def test_search_probabilities_are_calibrated_on_held_out_identities_at_every_gallery_size():
+    """Synthetic faces (identity centre + noise): the fitted probability that a candidate is the searched
+    person must match how often it is, for top-1 candidates and per gallery size, on identities it never
+    saw; and more people enrolled must lower the top-1 probability of the same similarity."""
+    from ai_server.research.calibration import (
+        candidate_features,
+        candidate_probability,
+        identification_calibration,
+    )
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(600), 5)
+    vectors = rng.normal(size=(600, 32))[labels] + rng.normal(size=(3000, 32))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    model = identification_calibration(vectors, labels, seed=0)
+    held = model["heldout"]
+    assert held["ece_top1"] < 0.03 and held["ece_top5"] < 0.02
+    assert max(held["ece_top1_by_gallery_size"].values()) < 0.06
+    for b in held["reliability_top1"]:
+        if b["n"] >= 200:
+            assert abs(b["fraction_right"] - b["mean_probability"]) < 0.08, b
+    sims = np.array([0.55, 0.3, 0.28, 0.25, 0.2, 0.19])
+    small, large = (
+        candidate_probability(candidate_features(sims, n), np.arange(1, 6), model)[0] for n in (3, 300)
+    )
+    assert small > large
+    # a rarer enrolled person (prior 0.1 instead of 0.5) lowers every probability
+    base = candidate_probability(candidate_features(sims, 30), np.arange(1, 6), model)
+    assert (
+        candidate_probability(candidate_features(sims, 30), np.arange(1, 6), model, prior=0.1) < base
+    ).all()

@@ -54,3 +54,128 @@ def calibration_report(scores: np.ndarray, same: np.ndarray, fold: np.ndarray, f
         "no_match_far": far,
         "tar_at_threshold": float(np.mean(scores[same] >= threshold)),
     }
+
+
+# ---- Identification: how likely a candidate of a search is the person in the photo ----
+# The pair calibration above answers "are these two photos the same person?" with a 50/50 prior. A search
+# asks "is candidate r the person I am looking for?", which depends on how many people are enrolled and on
+# the ranking. Fitted on simulated one-shot searches over validation identities: galleries of several sizes
+# drawn from one half of the identities, queried by enrolled and by not enrolled people, checked on searches
+# built the same way from the other half.
+CANDIDATE_FEATURES = ("similarity", "gap_to_next", "gap_to_top", "log_gallery_size")
+GALLERY_SIZES = (1, 3, 10, 30, 100, 300)
+TOP_K = 5
+
+
+def candidate_features(similarities: np.ndarray, gallery_size: int) -> np.ndarray:
+    """One search's per-person similarities, best first (the top k, plus the next one when there is one)
+    -> (k, 4) features of the first k candidates. A missing next candidate counts as similarity 0."""
+    s = np.asarray(similarities, dtype=np.float64)
+    k = min(TOP_K, len(s))
+    following = np.r_[s[1:], 0.0][:k]
+    top = s[:k]
+    return np.stack([top, top - following, s[0] - top, np.full(k, np.log(gallery_size))], axis=1)
+
+
+def candidate_probability(
+    features: np.ndarray, ranks: np.ndarray, model: dict, prior: float | None = None
+) -> np.ndarray:
+    """P(candidate is the searched person) from `candidate_features` and its rank (1 = top; the top
+    candidate has its own fit). `prior`, the share of searches whose person is enrolled, moves the
+    fitted one (`model["prior_enrolled"]`) by Bayes' rule on the odds."""
+    features, top = np.asarray(features), np.asarray(ranks) == 1
+    logit = np.where(
+        top,
+        features @ np.asarray(model["top1"]["coef"]) + model["top1"]["intercept"],
+        features @ np.asarray(model["rest"]["coef"]) + model["rest"]["intercept"],
+    )
+    if prior is not None:
+        fitted = model["prior_enrolled"]
+        logit = logit + np.log(prior / (1 - prior)) - np.log(fitted / (1 - fitted))
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def simulated_searches(
+    vectors: np.ndarray, labels: np.ndarray, identities: np.ndarray, seed: int, people_per_size: int = 300
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Searches over galleries drawn from `identities` (each enrolled with one random image), queried by
+    every other image of the enrolled people and as many images of people not enrolled (so half the
+    searches have their person in the gallery); small galleries are drawn more often, so that every size
+    has about `people_per_size` enrolled people in all. Returns per candidate row: features, whether it is
+    the searched person, its rank (1 = top) and the gallery size."""
+    rng = np.random.default_rng(seed)
+    rows, right, ranks, sizes = [], [], [], []
+    by_identity = {y: np.flatnonzero(labels == y) for y in identities}
+    for n in GALLERY_SIZES:
+        for _ in range(max(1, round(people_per_size / n)) if n < len(identities) // 2 else 1):
+            enrolled = rng.choice(identities, min(n, len(identities) // 2), replace=False)
+            outside = np.setdiff1d(identities, enrolled)
+            faces = np.array([rng.choice(by_identity[y]) for y in enrolled])
+            positives = np.concatenate([np.setdiff1d(by_identity[y], faces) for y in enrolled])
+            pool = np.concatenate([by_identity[y] for y in outside])
+            negatives = rng.choice(pool, min(len(pool), len(positives)), replace=False)
+            queries = np.r_[positives, negatives]
+            sims = vectors[queries] @ vectors[faces].T
+            order = np.argsort(-sims, axis=1)[:, : TOP_K + 1]
+            for i, (q, top) in enumerate(zip(queries, order, strict=True)):
+                features = candidate_features(sims[i, top], len(faces))
+                rows.append(features)
+                right.append(enrolled[top[: len(features)]] == labels[q])
+                ranks.append(np.arange(1, len(features) + 1))
+                sizes.append(np.full(len(features), len(faces)))
+    return np.concatenate(rows), np.concatenate(right), np.concatenate(ranks), np.concatenate(sizes)
+
+
+def reliability(prob: np.ndarray, outcome: np.ndarray, bins: int = 10) -> list[dict]:
+    """Per equal-width probability bin: how many candidates, their mean probability and how often right."""
+    which = np.minimum((np.asarray(prob) * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            out.append(
+                {
+                    "bin": [b / bins, (b + 1) / bins],
+                    "n": int(inside.sum()),
+                    "mean_probability": float(prob[inside].mean()),
+                    "fraction_right": float(outcome[inside].mean()),
+                }
+            )
+    return out
+
+
+def identification_calibration(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
+    """Fit the candidate probability on half of the identities, report its reliability on the other half
+    (top-1 candidates, all top-5 candidates, and top-1 per gallery size), then refit on all for serving."""
+    from sklearn.linear_model import LogisticRegression
+
+    people = np.unique(labels)
+    halves = np.random.default_rng(seed).permutation(people)
+    fit_ids, test_ids = np.sort(halves[: len(people) // 2]), np.sort(halves[len(people) // 2 :])
+
+    def fit(x: np.ndarray, y: np.ndarray, rank: np.ndarray) -> dict:
+        def logistic(rows: np.ndarray) -> dict:
+            model = LogisticRegression(C=1e4, max_iter=2000).fit(x[rows], y[rows])
+            return {"coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0])}
+
+        return {"top1": logistic(rank == 1), "rest": logistic(rank > 1)}
+
+    x, y, rank, _ = simulated_searches(vectors, labels, fit_ids, seed)
+    model = {**fit(x, y, rank), "features": list(CANDIDATE_FEATURES), "prior_enrolled": 0.5, "top_k": TOP_K}
+    tx, ty, rank, size = simulated_searches(vectors, labels, test_ids, seed + 1)
+    p = candidate_probability(tx, rank, model)
+    top1 = rank == 1
+    report = {
+        "heldout_identities": len(test_ids),
+        "heldout_candidates": int(len(ty)),
+        "reliability_top1": reliability(p[top1], ty[top1]),
+        "reliability_top5": reliability(p, ty),
+        "ece_top1": expected_calibration_error(p[top1], ty[top1]),
+        "ece_top5": expected_calibration_error(p, ty),
+        "ece_top1_by_gallery_size": {
+            str(n): expected_calibration_error(p[top1 & (size == n)], ty[top1 & (size == n)])
+            for n in np.unique(size)
+        },
+    }
+    ax, ay, arank, _ = simulated_searches(vectors, labels, people, seed + 2)
+    return {**model, **fit(ax, ay, arank), "heldout": report}

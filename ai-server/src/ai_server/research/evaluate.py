@@ -18,7 +18,7 @@ from ..core.models import model_input, sha256_file
 from ..core.recognizer import Recognizer, in_batches
 from ..core.vectors import face_vectors
 from . import data
-from .calibration import calibration_report
+from .calibration import calibration_report, identification_calibration
 from .heatmaps import cached_heatmaps
 from .metrics import bootstrap_ci, closed_set_report, cluster_bootstrap_ci, verification_report
 from .perturb import (
@@ -201,6 +201,8 @@ def identify(
         }
         if identity_ci:
             reports[view]["top1_by_gallery_size"] = top1_by_gallery_size(v, identities, seed)
+            if view == "embedding":  # what the service serves: its search probabilities are fitted here
+                reports[view]["calibration"] = identification_calibration(v.numpy(), labels, seed)
     return reports
 
 
@@ -295,16 +297,7 @@ def evaluate(
     recognizer = Recognizer.load(model_path)
     config = recognizer.config
     metrics = {
-        "model": {
-            "path": str(model_path),
-            "sha256": sha256_file(model_path),
-            "arch": config["arch"],
-            "in_channels": config["in_channels"],
-            "input_size": config["input_size"],
-            "epochs_done": config.get("epochs_done"),
-            "heatmap": config.get("heatmap"),
-            "eval_heatmap_target": recognizer.cam_target if recognizer.uses_heatmap else None,
-        },
+        "model": _model_facts(recognizer, model_path),
         "protocol": {
             "conditions": [c.name for c in conditions],
             "ablation_conditions": [c.name for c in ablation],
@@ -341,9 +334,27 @@ def evaluate(
             metrics["identification"][name] = result["identification"]
         log(f"{name}: auc {result['verification']['embedding']['auc']:.4f}")
     metrics["seconds"] = round(time.perf_counter() - started, 1)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=1) + "\n")
-    os.replace(tmp, out_path)
+    _write_json(Path(out_path), metrics)
     return metrics
+
+
+def _model_facts(recognizer: Recognizer, model_path) -> dict:
+    config = recognizer.config
+    return {
+        "path": str(model_path),
+        "sha256": sha256_file(model_path),
+        "arch": config["arch"],
+        "in_channels": config["in_channels"],
+        "input_size": config["input_size"],
+        "epochs_done": config.get("epochs_done"),
+        "heatmap": config.get("heatmap"),
+        "eval_heatmap_target": recognizer.cam_target if recognizer.uses_heatmap else None,
+    }
+
+
+def _write_json(path: Path, value: dict) -> None:
+    """Atomically: a metrics file is either the old one or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(tmp, path)

@@ -47,15 +47,20 @@ def summary(metrics: dict) -> dict:
 
 
 def calibration(metrics: dict) -> dict:
-    """Per vector kind, the calibration fitted on the first validation pairs set the metrics have."""
+    """Per vector kind, the pair calibration fitted on the first validation pairs set the metrics have,
+    and (where measured) the search calibration: how likely each candidate of a search is the person."""
     pair_set = next((p for p in CALIBRATION_PAIRS if p in metrics["verification"]), None)
     if pair_set is None:
         return {}
-    return {
+    out = {
         view: {**report["calibration"], "fitted_on": pair_set}
         for view, report in metrics["verification"][pair_set].items()
         if "calibration" in report
     }
+    for view, report in metrics["identification"].get(pair_set, {}).items():
+        if "calibration" in report and view in out:
+            out[view]["identification"] = report["calibration"]
+    return out
 
 
 def evaluate_as_shipped(model_file: Path, run_metrics: dict, out: Path) -> dict:
