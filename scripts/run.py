@@ -38,7 +38,10 @@ def main() -> int:
     }
     gateway_url = f"http://127.0.0.1:{env.get('GATEWAY_PORT', '8080')}"
     key_file = Path(env["GATEWAY_DATA_DIR"]) / "admin.key"
-    subprocess.run([BIN / "gateway", "keys", "ensure-admin", "--file", key_file], env=env, check=True)
+    # The gateway checks its settings first: a bad GATEWAY_* value is reported (on stderr) and stops here.
+    admin_key = subprocess.run([BIN / "gateway", "keys", "ensure-admin", "--file", key_file], env=env)
+    if admin_key.returncode != 0:
+        return admin_key.returncode
     services = {
         "ai-server": (subprocess.Popen([BIN / "ai-server", "serve"], env=env), f"http://127.0.0.1:{ai_port}"),
         "gateway": (subprocess.Popen([BIN / "gateway", "serve"], env=env), gateway_url),

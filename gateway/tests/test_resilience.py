@@ -1,11 +1,14 @@
-"""What operators rely on: the ai-server going away and coming back, back-pressure, rate limits, retention."""
+"""What operators rely on: the ai-server going away and coming back, back-pressure, rate limits, retention,
+and a database that has to wait holding up nothing else."""
 
 import os
 import signal
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from conftest import Api, Gateway, error_code
 from photos import people, photo
 
@@ -140,3 +143,31 @@ def test_retention_purges_old_searches_and_their_images(tight):
     assert api("GET", f"/v1/searches/{search_id}").status_code == 404
     assert api("GET", "/v1/searches").json()["total"] == 0
     assert not list((tight.data_dir / "images").glob("*/*"))
+
+
+def test_a_database_that_has_to_wait_does_not_stall_other_requests(gateway):
+    """Another process holds SQLite's write lock (as a backup might): a refusal, whose failure record must
+    wait for it, waits; /healthz meanwhile answers at once, because no database call runs on the loop."""
+    database = sqlite3.connect(gateway.data_dir / "gateway.sqlite3", isolation_level=None)
+    database.execute("BEGIN IMMEDIATE")
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            waiting = pool.submit(
+                requests.get, gateway.url + "/v1/searches", headers={"X-Request-ID": "db-wait"}, timeout=30
+            )
+            time.sleep(0.3)  # the 401's failure record is now waiting for the lock
+            latencies = []
+            for _ in range(8):
+                started = time.perf_counter()
+                assert requests.get(gateway.url + "/healthz", timeout=5).status_code == 200
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.1)
+            assert not waiting.done(), "the refusal should still be waiting for the database"
+        finally:
+            database.execute("ROLLBACK")
+            database.close()
+        assert waiting.result().status_code == 401
+    assert max(latencies) < 2.0, latencies  # blocked, the first would wait out the 10 s busy timeout
+    admin = Api(gateway.url, gateway.keys["admin"])
+    logged = admin("GET", "/v1/admin/failures?request_id=db-wait").json()["failures"]
+    assert [(f["status"], f["code"]) for f in logged] == [(401, "unauthorized")]

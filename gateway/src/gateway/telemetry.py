@@ -1,11 +1,12 @@
-"""Prometheus metrics and JSON logs (one object per line, with the request id) for the gateway."""
+"""Prometheus metrics and JSON logs (one object per line: ts, level, logger, msg, then any `extra` fields
+such as request_id, and exc for a traceback) for the gateway."""
 
-import json
 import logging
 import sys
 import time
 
 from prometheus_client import Counter, Gauge, Histogram
+from pythonjsonlogger.json import JsonFormatter
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -17,28 +18,27 @@ CIRCUIT_OPEN = Gauge("gateway_circuit_open", "1 while the circuit to the ai-serv
 WAITING = Gauge("gateway_waiting_requests", "Requests waiting for an ai-server slot")
 
 
-class JsonFormatter(logging.Formatter):
-    STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+class LogFormatter(JsonFormatter):
+    """python-json-logger with the field names and UTC millisecond timestamps both services log with."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        entry.update({k: v for k, v in vars(record).items() if k not in self.STANDARD})
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+    converter = time.gmtime
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
+
+    def __init__(self) -> None:
+        names = {"asctime": "ts", "levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"}
+        super().__init__("{asctime}{levelname}{name}{message}", style="{", rename_fields=names)
+
+    def process_log_record(self, log_data: dict) -> dict:
+        log_data["level"] = log_data["level"].lower()
+        return log_data
 
 
 def configure_logging(level: str = "info") -> logging.Logger:
     logger = logging.getLogger("gateway")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(LogFormatter())
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(level.upper())

@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -71,13 +71,27 @@ class Reply:
     def json(self):
         return json.loads(self.body)
 
+    def refusal(self) -> ApiError:
+        """The ai-server's own refusal (bad image, no face, not found), passed on with its status and code."""
+        try:
+            error = self.json()["error"]
+            return ApiError(self.status, error["code"], error["message"])
+        except (ValueError, KeyError, TypeError):
+            return ApiError(502, "upstream_error", f"the recognition service answered {self.status}")
+
+
+def unavailable(retry_after: float) -> ApiError:
+    return ApiError(
+        503, "ai_unavailable", "the recognition service is unavailable; try again shortly", retry_after
+    )
+
 
 class Upstream:
-    def __init__(self, settings: Settings, on_failure: Callable[[dict], None]):
+    def __init__(self, settings: Settings, on_failure: Callable[[dict], Awaitable[None]]):
         self.base = settings.ai_server_url.rstrip("/")
         self.settings = settings
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
-        self.on_failure = on_failure
+        self.on_failure = on_failure  # records a failed call (the failure log)
         self.session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -105,54 +119,55 @@ class Upstream:
         timeout = aiohttp.ClientTimeout(
             total=timeout_s or self.settings.timeout_s, sock_connect=self.settings.connect_timeout_s
         )
-        reason = ""
         for attempt in range(attempts):
             if not self.breaker.allow():
-                raise ApiError(
-                    503,
-                    "ai_unavailable",
-                    "the recognition service is unavailable; try again shortly",
-                    self.breaker.retry_after(),
-                )
+                raise unavailable(self.breaker.retry_after())
             started = time.perf_counter()
-            try:
-                async with self.session.request(
-                    method,
-                    self.base + path,
-                    data=data,
-                    params=params,
-                    timeout=timeout,
-                    headers={"X-Request-ID": request_id},
-                ) as response:
-                    body = await response.read()
-                    reply = Reply(response.status, body, response.headers.get("Content-Type", ""))
-                call = {"/v1/match": "match", "/readyz": "readyz"}.get(path, "persons")
-                telemetry.UPSTREAM_SECONDS.labels(call).observe(time.perf_counter() - started)
-                if reply.status not in UNAVAILABLE:
-                    self.breaker.success()
-                    if reply.status >= 500 and reply.status != 507:  # 507: its storage is full, said cleanly
-                        self._failed(request_id, method, path, started, f"ai-server answered {reply.status}")
-                        message = "the recognition service failed on this request"
-                        raise ApiError(502, "upstream_error", message)
-                    return reply
-                reason = f"ai-server answered {reply.status}: {body[:200].decode(errors='replace')}"
-            except (TimeoutError, aiohttp.ClientError, OSError) as err:
-                reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-            except asyncio.CancelledError:
-                self.breaker.abandon()
-                raise
+            reply, reason = await self._send(method, path, request_id, data, params, timeout)
+            if reply is not None and reply.status not in UNAVAILABLE:
+                self.breaker.success()
+                if reply.status >= 500 and reply.status != 507:  # 507: its storage is full, said cleanly
+                    await self._failed(
+                        request_id, method, path, started, f"ai-server answered {reply.status}"
+                    )
+                    raise ApiError(502, "upstream_error", "the recognition service failed on this request")
+                return reply
             self.breaker.failure()
-            self._failed(request_id, method, path, started, reason)
+            await self._failed(request_id, method, path, started, reason)
             if attempt + 1 < attempts:
                 await asyncio.sleep(0.05 * 2**attempt * (1 + random.random() / 2))
-        raise ApiError(
-            503, "ai_unavailable", "the recognition service is unavailable; try again shortly", 1.0
-        )
+        raise unavailable(1.0)
 
-    def _failed(self, request_id: str, method: str, path: str, started: float, reason: str) -> None:
+    async def _send(self, method, path, request_id, data, params, timeout) -> tuple[Reply | None, str]:
+        """One HTTP exchange: (the reply, "") or, when there was no usable answer, (None, why)."""
+        started = time.perf_counter()
+        try:
+            async with self.session.request(
+                method,
+                self.base + path,
+                data=data,
+                params=params,
+                timeout=timeout,
+                headers={"X-Request-ID": request_id},
+            ) as response:
+                reply = Reply(
+                    response.status, await response.read(), response.headers.get("Content-Type", "")
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError) as err:
+            return None, f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        except asyncio.CancelledError:
+            self.breaker.abandon()
+            raise
+        call = {"/v1/match": "match", "/readyz": "readyz"}.get(path, "persons")
+        telemetry.UPSTREAM_SECONDS.labels(call).observe(time.perf_counter() - started)
+        if reply.status in UNAVAILABLE:
+            return reply, f"ai-server answered {reply.status}: {reply.body[:200].decode(errors='replace')}"
+        return reply, ""
+
+    async def _failed(self, request_id: str, method: str, path: str, started: float, reason: str) -> None:
         ms = 1000 * (time.perf_counter() - started)
         log.warning("upstream failure", extra={"request_id": request_id, "path": path, "reason": reason})
-        self.on_failure(
+        await self.on_failure(
             {
                 "ts": time.time(),
                 "request_id": request_id,

@@ -1,0 +1,125 @@
+"""What the gateway needs from a database, whatever the backend: API keys, stored searches with feedback,
+and the failure log. Every method is a coroutine and none may block the event loop; each write is one
+transaction (all of its rows or none). A full disk is raised as OSError(ENOSPC), whatever the backend
+calls it, so that the HTTP layer answers 507 for files and databases alike.
+
+A backend subclasses Store and registers its URL scheme in `store/__init__.py` (BACKENDS).
+"""
+
+from abc import ABC, abstractmethod
+from typing import Any, NotRequired, Self, TypedDict
+
+from .keys import ApiKey
+
+
+class Feedback(TypedDict):
+    id: int
+    search_id: NotRequired[str]
+    person_id: str
+    correct: bool
+    comment: str
+    created_at: float
+    key_id: str
+
+
+class Search(TypedDict):
+    id: str
+    key_id: str
+    created_at: float
+    image_sha: str
+    image_type: str
+    heatmap_sha: str | None
+    k: int
+    cached: bool
+    result: dict[str, Any]  # the ai-server's matches (thumbnail links added), threshold, face, versions
+    feedback: NotRequired[list[Feedback]]  # only from get_search
+
+
+class Failure(TypedDict, total=False):
+    id: int
+    ts: float
+    request_id: str
+    kind: str  # "upstream" (an ai-server call failed) or "rejected" (the gateway answered >= 400)
+    method: str
+    path: str  # the route, never the URL: no ids
+    status: int
+    code: str
+    reason: str
+    ms: float
+    key_id: str | None
+
+
+class Store(ABC):
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create missing tables; called once before any other method."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def writable(self) -> bool:
+        """Whether a write could be made now (for /readyz)."""
+
+    # -- API keys ------------------------------------------------------------------------------------------
+    @abstractmethod
+    async def create_key(self, name: str, role: str) -> tuple[str, str]:
+        """(key id, token); the token is returned once and never stored."""
+
+    @abstractmethod
+    async def check_key(self, token: str) -> ApiKey | None: ...
+
+    @abstractmethod
+    async def count_keys(self, role: str) -> int: ...
+
+    # -- searches and feedback -----------------------------------------------------------------------------
+    @abstractmethod
+    async def add_search(self, search: Search) -> None:
+        """The search and, for redaction, which persons it showed."""
+
+    @abstractmethod
+    async def get_search(self, search_id: str) -> Search | None:
+        """The search with its feedback, oldest first."""
+
+    @abstractmethod
+    async def list_searches(self, key_id: str | None, offset: int, limit: int) -> tuple[list[Search], int]:
+        """Newest first; one key's searches, or everyone's when key_id is None; and how many there are."""
+
+    @abstractmethod
+    async def add_feedback(
+        self, search_id: str, key_id: str, person_id: str, correct: bool, comment: str
+    ) -> Feedback: ...
+
+    @abstractmethod
+    async def redact_person(self, person_id: str, face_id: int | None = None) -> int:
+        """Stored searches keep the match (its rank and similarity) but lose the deleted person's name,
+        metadata and thumbnail link; with face_id, only matches shown with that face lose the link.
+        Returns how many searches showed the person."""
+
+    @abstractmethod
+    async def purge_searches(self, before: float) -> set[str]:
+        """Delete searches (and their feedback) created before `before`, and failures logged before it.
+        Returns the image hashes no remaining search refers to."""
+
+    @abstractmethod
+    async def image_referenced(self, sha: str) -> bool: ...
+
+    @abstractmethod
+    async def referenced_images(self) -> set[str]: ...
+
+    # -- failure log ---------------------------------------------------------------------------------------
+    @abstractmethod
+    async def add_failure(self, entry: Failure) -> None: ...
+
+    @abstractmethod
+    async def list_failures(
+        self, offset: int, limit: int, request_id: str | None = None
+    ) -> tuple[list[Failure], int]:
+        """Newest first, optionally only one request's."""
