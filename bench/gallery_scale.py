@@ -12,7 +12,7 @@ import time
 import faiss
 import numpy as np
 
-from ai_server.serving.gallery import VectorIndex
+from ai_server.serving.gallery.index import VectorIndex
 
 
 def clustered(n: int, dim: int, rng: np.random.Generator, faces_per_person: int = 3):

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from ai_server.core.weights import default_weights_dir
 from ai_server.research import data
-from ai_server.serving.settings import default_weights_dir
 
 STAGES = ["decode", "detect", "align", "heatmap", "embed", "search", "total"]
 

@@ -5,8 +5,8 @@ is identical by construction and timed apart); they differ in what the paper's m
 
 - baseline: Pillow decode, then per image pytorch-grad-cam's GradCAMPlusPlus on the Base (source) model
   (target: the embedding's norm) and an eager torch forward of the Heatmap model on RGB+H;
-- ours: `ai_server.serving.engine.Engine` as served, minus flip TTA (the server runs the face and its mirror
-  in one batch, which the calibration needs; left out so both do the same work): checked decode,
+- ours: `ai_server.serving.pipeline.engine.Engine` as served, minus flip TTA (the server runs the face and
+  its mirror in one batch, which the calibration needs; left out so both do the same work): checked decode,
   our batched Grad-CAM++ whose forward also yields the source embedding, one forward of the Heatmap model;
 - ours + ONNX Runtime: the same heatmap (torch, exact), the Heatmap model's forward in ONNX Runtime,
   its embeddings checked against torch (cosine >= 0.9999).
@@ -33,8 +33,8 @@ from pytorch_grad_cam import GradCAMPlusPlus as ReferenceGradCAMPlusPlus
 
 from ai_server.core.models import model_input
 from ai_server.research import data
-from ai_server.serving.engine import Engine
-from ai_server.serving.faces import align
+from ai_server.serving.pipeline.engine import Engine
+from ai_server.serving.pipeline.faces import align
 
 
 class EmbeddingNorm:

@@ -312,10 +312,10 @@ documented 4xx or a correct 200: real faces in every form rank their own person 
 body-size abuse, auth on every operation of the OpenAPI file, SIGKILL of either service under load, and a
 full disk under either data directory. Failures it found, each fixed with the test that found it:
 
-- a 16-bit greyscale PNG of a face was decoded as white (`422 no_face_found`): `images.py` scales it
-  to 8 bits;
+- a 16-bit greyscale PNG of a face was decoded as white (`422 no_face_found`): `serving/pipeline/images.py`
+  scales it to 8 bits;
 - a 1x4000 image was a `500` (the detector resized a side to 0 px): sides more than 100x apart are now
-  `400 invalid_image` (`images.py`);
+  `400 invalid_image` (`serving/pipeline/images.py`);
 - a client leaving mid-body was a gateway `500` (and counted as one): now `400 invalid_request`;
 - a full disk was a `500` in the ai-server (a `502` through the gateway) and a `500` for the gateway's
   own photo write: both now answer `507 insufficient_storage` (passed through, in the OpenAPI file);

@@ -173,7 +173,7 @@ def test_compose_services_run_as_processes_and_match_a_face(tmp_path):
 
 def test_env_example_names_every_setting():
     documented = set(re.findall(r"^# ([A-Z_]+)=", (REPO / ".env.example").read_text(), re.MULTILINE))
-    for settings in ("ai-server/src/ai_server/settings.py", "gateway/src/gateway/settings.py"):
+    for settings in ("ai-server/src/ai_server/serving/settings.py", "gateway/src/gateway/settings.py"):
         names = set(
             re.findall(r"^\| ((?:AI_SERVER|GATEWAY)_[A-Z_]+) \|", (REPO / settings).read_text(), re.MULTILINE)
         )

@@ -1,4 +1,5 @@
-"""The service as deployed: `ai-server serve` (gunicorn, several workers) on a loopback port."""
+"""The service as deployed: `ai-server serve` (gunicorn, several workers) on a loopback port. Responses are
+checked against the OpenAPI file (`contract.py`); /readyz is 200 only when every worker has loaded."""
 
 import json
 import os
@@ -11,14 +12,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import contract
 import numpy as np
 import pytest
 import requests
 from photos import by_identity, photo
 
+from ai_server.core.weights import default_weights_dir
 from ai_server.research import data
 from ai_server.serving.gallery import Gallery
-from ai_server.serving.settings import default_weights_dir
+from ai_server.serving.workers import WorkerReadiness
 
 SPACES = {"a@1/embedding": 8, "b@2/embedding": 8}
 
@@ -30,8 +33,11 @@ def _free_port() -> int:
 
 
 class Server:
+    """`ai-server serve`, returned once /readyz is 200: from then on every worker answers."""
+
     def __init__(self, weights: Path, data_dir: Path, workers: int = 2):
         self.url = f"http://127.0.0.1:{_free_port()}"
+        self.workers = workers
         env = {
             **os.environ,
             "AI_SERVER_WEIGHTS_DIR": str(weights),
@@ -44,17 +50,26 @@ class Server:
         }
         ai_server = Path(sys.executable).with_name("ai-server")
         self.process = subprocess.Popen([ai_server, "serve"], env=env, start_new_session=True)
-        deadline = time.time() + 180
+        self.wait_ready(180)
+
+    def wait_ready(self, seconds: float) -> dict:
+        deadline = time.time() + seconds
         while time.time() < deadline:
             try:
-                if requests.get(self.url + "/readyz", timeout=5).status_code == 200:
-                    return
+                response = requests.get(self.url + "/readyz", timeout=5)
+                if response.status_code == 200:
+                    return contract.checked(response).json()
             except requests.RequestException:  # not listening yet, or busy loading models
                 pass
             if self.process.poll() is not None:
                 raise RuntimeError("ai-server serve exited")
-            time.sleep(0.5)
+            time.sleep(0.2)
         raise TimeoutError("ai-server did not become ready")
+
+    def worker_pids(self) -> set[int]:
+        """The gunicorn master's children (`ai-server serve` execs into the master)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        return {int(pid) for pid in children.split()}
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -75,13 +90,16 @@ def people():
 
 def _enrol(url, name, paths):
     files = [("image", (f"{i}.jpg", photo(p), "image/jpeg")) for i, p in enumerate(paths)]
-    response = requests.post(url + "/v1/persons", data={"name": name}, files=files, timeout=60)
+    response = contract.checked(
+        requests.post(url + "/v1/persons", data={"name": name}, files=files, timeout=60)
+    )
     assert response.status_code == 201, response.text
     return response.json()["person"]
 
 
 def _match(url, image, **fields):
-    return requests.post(url + "/v1/match", data=fields, files={"image": ("q.jpg", image)}, timeout=60)
+    files = {"image": ("q.jpg", image)}
+    return contract.checked(requests.post(url + "/v1/match", data=fields, files=files, timeout=60))
 
 
 def test_every_worker_sees_enrolments_and_deletions(server, people):
@@ -194,17 +212,70 @@ def test_kill_9_during_enrolment_leaves_a_consistent_gallery(tmp_path, seed):
     child.wait()
     assert len(seen["enrolled"]) > 5, "the child did not get going"
     gallery = Gallery(folder, SPACES)  # the model guard passes: every face has both vectors
-    db = gallery._connect()
+    db = gallery.metadata.connect()
     persons = {r[0] for r in db.execute("SELECT id FROM persons")}
     assert seen["enrolled"] - seen["deleting"] <= persons  # no acknowledged enrolment is lost
     assert not persons & seen["deleted"]  # no acknowledged deletion comes back
     faces = db.execute("SELECT id, person_id, token FROM faces").fetchall()
     assert {f[1] for f in faces} == persons  # every person has a face, every face a person
-    for space in SPACES:
-        assert len(gallery.indexes[space]) == len(faces)
+    assert gallery.index.sizes() == {space: len(faces) for space in SPACES}
     tokens = {f[2] for f in faces}
     for token in tokens:
         assert (folder / "faces" / f"{token}.png").exists() and (folder / "thumbs" / f"{token}.jpg").exists()
     gallery.remove_orphans(min_age_s=0)
     left = {p.name.split(".")[0] for sub in ("faces", "thumbs") for p in (folder / sub).iterdir()}
     assert left == tokens
+
+
+READY_SCRIPT = """
+import sys, time
+from pathlib import Path
+from ai_server.serving.workers import WorkerReadiness
+WorkerReadiness(Path(sys.argv[1]), 2).mark_ready()
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_readiness_counts_loaded_workers_that_are_alive(tmp_path):
+    readiness = WorkerReadiness(tmp_path, expected=2)
+    assert readiness.count() == 0 and not readiness.all_ready()
+    command = [sys.executable, "-c", READY_SCRIPT, str(tmp_path)]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        assert [w.stdout.readline().strip() for w in workers] == ["ready", "ready"]
+        assert readiness.count() == 2 and readiness.all_ready()
+        workers[0].kill()  # not reaped yet: a zombie, which must not count
+        deadline = time.time() + 30
+        while readiness.count() != 1 and time.time() < deadline:
+            time.sleep(0.05)
+        assert readiness.count() == 1 and not readiness.all_ready()
+        workers[0].wait()
+        assert readiness.count() == 1  # its marker is still there (no master removed it): not counted
+        readiness.forget(workers[0].pid)
+        assert sorted(p.name for p in (tmp_path / "ready").iterdir()) == [str(workers[1].pid)]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+
+
+def test_readyz_is_200_only_while_every_worker_is_loaded(tmp_path):
+    server = Server(default_weights_dir(), tmp_path / "g", workers=2)
+    try:
+        for _ in range(10):  # whichever worker answers, the first 200 holds for the next requests
+            response = contract.checked(requests.get(server.url + "/readyz", timeout=30))
+            assert response.status_code == 200, response.text
+            assert response.json()["workers"] == {"ready": 2, "expected": 2}
+        victim = min(server.worker_pids())
+        os.kill(victim, signal.SIGKILL)
+        deadline, refusal = time.time() + 60, None
+        while refusal is None and time.time() < deadline:  # until the replacement has loaded
+            response = contract.checked(requests.get(server.url + "/readyz", timeout=30))
+            refusal = response.json() if response.status_code == 503 else None
+            time.sleep(0.05)
+        assert refusal is not None and refusal["error"]["code"] == "not_ready", "never saw a 503"
+        assert server.wait_ready(180)["workers"] == {"ready": 2, "expected": 2}
+        assert victim not in server.worker_pids() and len(server.worker_pids()) == 2
+    finally:
+        server.stop()

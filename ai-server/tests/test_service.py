@@ -1,4 +1,5 @@
-"""The HTTP API on a real Flask app, real models (the tiny shipped pair), real FAISS and real photos."""
+"""The HTTP API on a real Flask app, real models (the tiny shipped pair), real FAISS and real photos. Every
+response is checked against the server's OpenAPI file (`contract.py`)."""
 
 import base64
 import io
@@ -6,20 +7,36 @@ import json
 import struct
 import zlib
 
+import contract
+import jsonschema
 import numpy as np
 import pytest
+from flask.testing import FlaskClient
 from photos import by_identity, encode, photo
 from PIL import Image
 
 from ai_server.research import data
-from ai_server.serving.app import create_app
-from ai_server.serving.gallery import Gallery, GalleryError
+from ai_server.serving.errors import Code, ServiceError
+from ai_server.serving.gallery import Gallery
+from ai_server.serving.http.app import create_app
+from ai_server.serving.http.errors import STATUS
 from ai_server.serving.settings import Settings
+
+
+class ContractClient(FlaskClient):
+    """Flask's test client; every response is checked against openapi.json before the test sees it."""
+
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        sent = response.request
+        contract.check(sent.method, sent.path, response.status_code, response.mimetype, response.get_data())
+        return response
 
 
 def _app(weights, data_dir, **settings):
     app = create_app(Settings(weights_dir=weights, data_dir=data_dir, torch_threads=2, **settings))
     assert app.extensions["ai_service"].loaded.wait(120)
+    app.test_client_class = ContractClient
     return app.test_client()
 
 
@@ -127,7 +144,7 @@ def test_persons_listing_and_deletion_is_complete(client, people, tmp_path):
     _error(client.delete(f"/v1/persons/{victim['id']}"), 404, "not_found")
     files_after = len(list((gallery_dir / "faces").iterdir())) + len(list((gallery_dir / "thumbs").iterdir()))
     assert files_after == 8
-    db = Gallery(gallery_dir, {}, verify=False)._connect()
+    db = Gallery(gallery_dir, {}, verify=False).metadata.connect()
     assert db.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", (victim["id"],)).fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 4 * 2  # 4 faces x 2 spaces
     matches = _match(client, photo(people[ids[0]][0]), k=50).json["matches"]
@@ -245,8 +262,9 @@ def test_another_model_is_refused_until_reembedded(tiny_weights, tmp_path, peopl
 
     client = _app(tiny_weights, tmp_path / "g")
     _enrol(client, "Old", people[sorted(people)[0]][:2])
-    with pytest.raises(GalleryError, match="reembed"):
+    with pytest.raises(ServiceError, match="reembed") as refused:
         Gallery(tmp_path / "g", {"other-model@000000000000/embedding": 512})
+    assert refused.value.code == Code.MODEL_MISMATCH
     # serving the Base model alone needs vectors of exactly that space: already there (same pass)
     assert _app(tiny_weights, tmp_path / "g", model="tiny-base").get("/readyz").status_code == 200
     # the paper's heatmap vector is another space: refused, then re-embedded from the stored crops
@@ -266,18 +284,39 @@ def test_another_model_is_refused_until_reembedded(tiny_weights, tmp_path, peopl
 
 
 def test_a_failed_file_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    from ai_server.serving import gallery
+    from ai_server.serving.gallery import files
 
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(gallery.os, "fsync", disk_full)
+    monkeypatch.setattr(files.os, "fsync", disk_full)
     with pytest.raises(OSError):
-        gallery._atomic_write(tmp_path / "face.png", b"x" * 1000)
+        files.atomic_write(tmp_path / "face.png", b"x" * 1000)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_very_thin_image_is_searched_without_error():
-    from ai_server.serving.faces import FaceDetector
+    from ai_server.serving.pipeline.faces import FaceDetector
 
     assert FaceDetector().detect(np.zeros((1, 3000, 3), np.uint8)) == []
+
+
+def test_every_error_code_has_one_status_and_is_in_the_openapi_file():
+    documented = contract.SPEC["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]
+    assert set(documented["enum"]) == {code.value for code in Code}
+    assert set(STATUS) == set(Code)
+
+
+def test_the_contract_check_can_fail():
+    """A body the document does not allow, and a status it does not list, are caught."""
+    envelope = {"error": {"code": "not_found", "message": "no person x"}, "request_id": "r"}
+    contract.check("GET", "/v1/persons/x", 404, "application/json", json.dumps(envelope).encode())
+    with pytest.raises(jsonschema.ValidationError):
+        contract.check("POST", "/v1/match", 200, "application/json", json.dumps({"k": 5}).encode())
+    wrong_code = {**envelope, "error": {"code": "no_such_code", "message": "x"}}
+    with pytest.raises(jsonschema.ValidationError):
+        contract.check("GET", "/v1/persons/x", 404, "application/json", json.dumps(wrong_code).encode())
+    with pytest.raises(AssertionError, match="not documented"):
+        contract.check("GET", "/v1/persons/x", 418, "application/json", json.dumps(envelope).encode())
+    with pytest.raises(AssertionError):  # an undocumented path may only answer the error envelope
+        contract.check("GET", "/v1/secret", 200, "application/json", b"{}")

@@ -6,7 +6,7 @@ import torch
 
 from ai_server.core.weights import load_manifest, load_recognizer
 from ai_server.research.evaluate import open_set_vectors
-from ai_server.serving.engine import Engine
+from ai_server.serving.pipeline.engine import Engine
 
 
 def test_the_server_and_the_evaluation_give_a_face_the_same_vectors(tiny_weights, faces):

@@ -239,7 +239,7 @@ def test_ai_server_disk_full_is_a_507_and_the_gallery_stays_whole(tmpfs, ai_serv
         assert search.match(save(face_canvas(5), "JPEG")).status_code == 200  # searching needs no space
     root = Path(ai_server.env["AI_SERVER_DATA_DIR"])
     leftovers = [p.name for sub in ("faces", "thumbs") for p in (root / sub).glob("*.tmp")]
-    for sub in ("faces", "thumbs"):  # gallery.py leaves its partial .tmp on ENOSPC (see the report)
+    for sub in ("faces", "thumbs"):  # gallery/files.py may leave its partial .tmp on ENOSPC (see the report)
         for path in (root / sub).glob("*.tmp"):
             path.unlink()
     print(f"partial files the failed enrolment left: {leftovers}")

@@ -11,8 +11,9 @@ import torch
 
 from .core.weights import WeightsError, default_weights_dir
 from .research.perturb import ALL_CONDITIONS, Condition
-from .serving.gallery import GalleryError
-from .serving.images import ImageError
+from .serving.errors import ServiceError
+from .serving.gallery import ArchiveError
+from .serving.settings import SettingsError, load_settings
 
 
 def _setting(item: str) -> tuple[str, object]:
@@ -153,26 +154,26 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _service(args: argparse.Namespace, verify: bool = True):
-    """Engine and gallery as the server would open them (AI_SERVER_* variables, then the options)."""
-    from .serving.engine import Engine
-    from .serving.gallery import Gallery
-    from .serving.settings import Settings
+    """Settings, engine and gallery as the server opens them (AI_SERVER_* variables, then the options)."""
+    from .serving.service import open_service
 
     overrides = {k: v for k, v in {"data_dir": args.data_dir, "model": args.model}.items() if v}
-    s = Settings.from_env(**overrides)
-    engine = Engine(s.weights_dir, s.model, s.vector, s.torch_threads, s.flip_tta, s.max_batch)
-    spaces = {k: sp.dim for k, sp in engine.spaces.items()}
-    return s, engine, Gallery(s.data_dir, spaces, s.index, s.hnsw_threshold, verify=verify)
+    settings = load_settings(**overrides)
+    return (settings, *open_service(settings, verify=verify))
 
 
 def _serve(args: argparse.Namespace) -> None:
+    """Check the settings and the weights here, once and clearly, then become gunicorn."""
     import os
     import shutil
 
     from .core.weights import load_manifest
-    from .serving.settings import Settings
 
-    load_manifest(Settings.from_env().weights_dir)  # fail here, clearly, rather than in every worker
+    settings = load_settings()
+    manifest = load_manifest(settings.weights_dir)  # fail here, clearly, rather than in every worker
+    if settings.model and settings.model not in manifest["models"]:
+        known = sorted(manifest["models"])
+        raise SettingsError(f"AI_SERVER_MODEL={settings.model!r}: not a model of the manifest {known}")
     gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).with_name("gunicorn"))
     os.execv(gunicorn, [gunicorn, "--config", "python:ai_server.serving.gunicorn_conf"])
 
@@ -206,9 +207,8 @@ def _reembed(args: argparse.Namespace) -> None:
 
 def _gallery(args: argparse.Namespace) -> None:
     from .serving.gallery import export_archive, import_archive
-    from .serving.settings import Settings
 
-    data_dir = Path(args.data_dir) if args.data_dir else Settings.from_env().data_dir
+    data_dir = Path(args.data_dir) if args.data_dir else load_settings().data_dir
     if args.action == "export":
         print(json.dumps(export_archive(data_dir, args.archive)))
     elif args.action == "import":
@@ -334,7 +334,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError, WeightsError, GalleryError, ImageError) as err:
+    except (
+        SettingsError,
+        ValueError,
+        FileNotFoundError,
+        RuntimeError,
+        WeightsError,
+        ServiceError,
+        ArchiveError,
+    ) as err:
         print(f"ai-server {args.command}: {err}", file=sys.stderr)
         return 2
     return 0

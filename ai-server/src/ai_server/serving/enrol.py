@@ -1,7 +1,8 @@
-"""Bulk gallery work from the command line: enrol a folder of people, re-embed with a new model.
+"""Enrolment: photos -> faces the gallery stores, for the API and for bulk work from the command line
+(enrol a folder of people, re-embed with a new model).
 
-Both write to the same SQLite gallery the server reads, so they can run while it serves: running
-workers pick the changes up before their next search.
+The command-line tools write to the same SQLite gallery the server reads, so they can run while it
+serves: running workers pick the changes up before their next search.
 """
 
 from collections.abc import Iterator
@@ -11,12 +12,24 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .engine import Engine
+from .errors import ServiceError
 from .gallery import Gallery, NewFace
-from .images import ImageError
+from .pipeline.engine import Engine, Photo
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 SOURCE_KEY = "enrolled_from"  # metadata key that makes a folder enrolment resumable
+
+
+def new_faces(engine: Engine, photos: list[Photo]) -> list[NewFace]:
+    """Photos with a face -> what the gallery stores of each: crop, thumbnail, a vector per space."""
+    vectors = engine.vectors_many([p.aligned for p in photos]) if photos else []
+    faces = []
+    for photo, vector in zip(photos, vectors, strict=True):
+        described = photo.describe()
+        faces.append(
+            NewFace(photo.aligned, photo.thumbnail(), vector.by_space, described["box"], described["score"])
+        )
+    return faces
 
 
 def _people(folder: Path, only: set[str] | None) -> Iterator[tuple[str, list[Path]]]:
@@ -24,6 +37,17 @@ def _people(folder: Path, only: set[str] | None) -> Iterator[tuple[str, list[Pat
         images = sorted(p for p in person.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if images:
             yield person.name, images
+
+
+def _enrolled_sources(gallery: Gallery) -> set[str]:
+    """The subfolders persons were enrolled from already (every page of the gallery)."""
+    done, offset = set(), 0
+    while True:
+        page, total = gallery.list_persons(offset, 500)
+        done.update(p["metadata"].get(SOURCE_KEY) for p in page)
+        offset += len(page)
+        if offset >= total or not page:
+            return done
 
 
 def enrol_folder(
@@ -43,17 +67,9 @@ def enrol_folder(
     started again. Returns counts and the images skipped (no face, unreadable).
     """
     folder = folder.resolve()
-    done = set()
-    offset = 0
-    while True:
-        page, total = gallery.list_persons(offset, 500)
-        done.update(p["metadata"].get(SOURCE_KEY) for p in page)
-        offset += len(page)
-        if offset >= total or not page:
-            break
+    done = _enrolled_sources(gallery)
     report = {"persons": 0, "faces": 0, "already_enrolled": 0, "skipped": []}
-    people = list(_people(folder, only))
-    for name, images in tqdm(people, desc="enrolling", unit="person"):
+    for name, images in tqdm(list(_people(folder, only)), desc="enrolling", unit="person"):
         source = str(folder / name)
         if source in done:
             report["already_enrolled"] += 1
@@ -62,18 +78,13 @@ def enrol_folder(
         for path in images[:limit_per_person]:
             try:
                 photos.append(engine.photo(path.read_bytes(), max_bytes, max_pixels, aligned))
-            except ImageError as err:
-                report["skipped"].append({"image": str(path), "code": err.code, "message": err.message})
-        if not photos:
-            continue
-        vectors = engine.vectors_many([p.aligned for p in photos])
-        faces = [
-            NewFace(p.aligned, p.thumbnail(), v.by_space, p.describe()["box"], p.describe()["score"])
-            for p, v in zip(photos, vectors, strict=True)
-        ]
-        gallery.add_person(name, {SOURCE_KEY: source}, faces)
-        report["persons"] += 1
-        report["faces"] += len(faces)
+            except ServiceError as err:
+                report["skipped"].append({"image": str(path), **err.as_dict()})
+        if photos:
+            faces = new_faces(engine, photos)
+            gallery.add_person(name, {SOURCE_KEY: source}, faces)
+            report["persons"] += 1
+            report["faces"] += len(faces)
     return report
 
 

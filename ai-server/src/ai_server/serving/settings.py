@@ -1,9 +1,9 @@
-"""The ai-server's configuration: environment variables with embedded defaults, read in one place.
+"""The ai-server's configuration: `AI_SERVER_*` environment variables, typed and checked in one place.
 
 | variable | default | meaning |
 |---|---|---|
 | AI_SERVER_HOST | 127.0.0.1 | address to bind (0.0.0.0 in a container) |
-| AI_SERVER_PORT | 5000 | port |
+| AI_SERVER_PORT | 5000 | port (1-65535) |
 | AI_SERVER_DATA_DIR | data/ai-server | gallery: SQLite, aligned crops, thumbnails |
 | AI_SERVER_WEIGHTS_DIR | model-weights of the checkout | the manifest and weights |
 | AI_SERVER_MODEL | the manifest's default | model to serve |
@@ -11,64 +11,97 @@
 | AI_SERVER_MAX_IMAGE_BYTES | 10485760 | upload size limit (413 above) |
 | AI_SERVER_MAX_PIXELS | 40000000 | decoded size limit (413 above) |
 | AI_SERVER_MAX_K | 50 | largest k a match may ask for |
-| AI_SERVER_WORKERS | 2 | gunicorn worker processes |
+| AI_SERVER_WORKERS | 2 | gunicorn worker processes; /readyz is 200 once all of them have loaded |
 | AI_SERVER_THREADS | 4 | threads per worker (concurrent requests are batched) |
-| AI_SERVER_TORCH_THREADS | cores / workers | torch and onnxruntime threads per worker |
+| AI_SERVER_TORCH_THREADS | cores / workers | torch and onnxruntime threads per worker (0: the default) |
 | AI_SERVER_MAX_BATCH | 8 | faces per batched pass |
 | AI_SERVER_BATCH_WAIT_MS | 2 | how long a request waits for others to batch with |
-| AI_SERVER_FLIP_TTA | 1 | embed the face and its mirror (as calibration was measured) |
+| AI_SERVER_FLIP_TTA | 1 | embed the face and its mirror (as calibration was measured); 1/0, true/false |
 | AI_SERVER_INDEX | auto | flat, hnsw, or auto (hnsw from AI_SERVER_HNSW_THRESHOLD faces) |
 | AI_SERVER_HNSW_THRESHOLD | 50000 | gallery size where auto switches to HNSW |
 | AI_SERVER_LOG_LEVEL | info | debug, info, warning, error |
+
+An empty variable means its default. Any other value that does not fit (a word where a number belongs, a
+boolean spelt `ture`, `AI_SERVER_VECTOR=bogus`) is refused when the server starts, with a message that names
+the variable: `ai-server serve` and the gunicorn config exit with status 2 and that message, before a worker
+loads a model, rather than later inside a loader thread where it would only leave /readyz at 503.
+
+Not settings, and not to be set by hand: the gunicorn config gives its workers `PROMETHEUS_MULTIPROC_DIR`
+(metrics of all workers, summed by /metrics) and `AI_SERVER_RUNTIME_DIR` (one readiness file per loaded
+worker, counted by /readyz); see `serving/workers.py`.
 """
 
 import os
-from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.weights import default_weights_dir
 
+ENV_PREFIX = "AI_SERVER_"
 
-def _cores() -> int:
+
+def available_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-@dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 5000
-    data_dir: Path = Path("data/ai-server")
-    weights_dir: Path = default_weights_dir()
-    model: str | None = None
-    vector: str = "embedding"
-    max_image_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 40_000_000
-    max_k: int = 50
-    workers: int = 2
-    threads: int = 4
-    torch_threads: int = 0  # 0: cores / workers
-    max_batch: int = 8
-    batch_wait_ms: float = 2.0
-    flip_tta: bool = True
-    index: str = "auto"
-    hnsw_threshold: int = 50_000
-    log_level: str = "info"
+class SettingsError(ValueError):
+    """One or more variables have values the server cannot run with; the message names each."""
 
+
+class Settings(BaseSettings):
+    """Read from the environment when constructed; keyword arguments override it (tests, the CLI)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=1, le=65535)
+    data_dir: Path = Path("data/ai-server")
+    weights_dir: Path = Field(default_factory=default_weights_dir)
+    model: str | None = None
+    vector: Literal["embedding", "heatmap_vector"] = "embedding"
+    max_image_bytes: PositiveInt = 10 * 1024 * 1024
+    max_pixels: PositiveInt = 40_000_000
+    max_k: PositiveInt = 50
+    workers: PositiveInt = 2
+    threads: PositiveInt = 4
+    torch_threads: NonNegativeInt = Field(0, validate_default=True)  # declared after `workers`: it reads it
+    max_batch: PositiveInt = 8
+    batch_wait_ms: float = Field(2.0, ge=0)
+    flip_tta: bool = True
+    index: Literal["auto", "flat", "hnsw"] = "auto"
+    hnsw_threshold: PositiveInt = 50_000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("torch_threads")
     @classmethod
-    def from_env(cls, env=os.environ, **overrides) -> "Settings":
-        values = {}
-        for f in fields(cls):
-            raw = env.get(f"AI_SERVER_{f.name.upper()}")
-            if raw is None or raw == "":
-                continue
-            kind = type(f.default) if f.default is not None else str
-            if kind is bool:
-                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            elif issubclass(kind, Path):
-                values[f.name] = Path(raw)
-            else:
-                values[f.name] = kind(raw)
-        settings = cls(**{**values, **overrides})
-        if settings.torch_threads <= 0:
-            settings = cls(**{**settings.__dict__, "torch_threads": max(1, _cores() // settings.workers)})
-        return settings
+    def _share_of_the_cores(cls, value: int, info: ValidationInfo) -> int:
+        """0 means an equal share per worker, so that workers do not oversubscribe the CPU."""
+        return value or max(1, available_cores() // info.data.get("workers", 1))
+
+    @field_validator("log_level", "vector", "index", mode="before")
+    @classmethod
+    def _lower_case(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+def load_settings(**overrides) -> Settings:
+    """The settings from the environment (and `overrides`), or a `SettingsError` naming every bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise SettingsError(describe(err)) from None
+
+
+def describe(err: ValidationError) -> str:
+    """`AI_SERVER_VECTOR='bogus': Input should be 'embedding' or 'heatmap_vector'`, one line per problem."""
+    problems = []
+    for problem in err.errors():
+        name = ENV_PREFIX + str(problem["loc"][0]).upper() if problem["loc"] else ENV_PREFIX + "*"
+        problems.append(f"{name}={problem.get('input')!r}: {problem['msg']}")
+    return "invalid configuration: " + "; ".join(problems)

@@ -6,22 +6,22 @@ test-time augmentation (the image and its mirror in the same batch) matches how 
 the no-match threshold were measured.
 """
 
-import io
-import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-from PIL import Image
 
-from ..core.vectors import HEATMAP_VECTOR_SIZE, face_vectors
-from ..core.weights import load_manifest, load_recognizer
+from ...core.vectors import HEATMAP_VECTOR_SIZE, face_vectors
+from ...core.weights import load_manifest, load_recognizer
+from ..errors import Code, ServiceError
+from .batcher import Batcher
 from .faces import ALIGNED_SIZE, Face, FaceDetector, align
-from .images import ImageError, decode_image
+from .images import decode_image
+from .render import jpeg, thumbnail
+
+VECTOR_KINDS = ("embedding", "heatmap_vector")
 
 
 @dataclass
@@ -30,6 +30,8 @@ class Space:
 
     key: str  # e.g. shufflenet-heatmap@1a2b3c4d5e6f/embedding
     model: str
+    version: str  # the first 12 hex digits of the model file's sha256
+    vector: str  # embedding or heatmap_vector
     dim: int
     calibration: dict | None  # {"a", "b"}: confidence = sigmoid(a * similarity + b)
     threshold: float | None  # below it: "no reliable match"
@@ -61,11 +63,7 @@ class Photo:
         }
 
     def thumbnail(self) -> bytes:
-        if self.face is None:
-            buffer = io.BytesIO()
-            Image.fromarray(self.aligned).save(buffer, format="JPEG", quality=85)
-            return buffer.getvalue()
-        return thumbnail(self.rgb, self.face)
+        return jpeg(self.aligned) if self.face is None else thumbnail(self.rgb, self.face)
 
 
 @dataclass
@@ -86,7 +84,7 @@ class Engine:
         max_batch: int = 8,
         batch_wait_ms: float = 2.0,
     ):
-        if vector not in ("embedding", "heatmap_vector"):
+        if vector not in VECTOR_KINDS:
             raise ValueError(f"vector must be embedding or heatmap_vector, not {vector!r}")
         torch.set_num_threads(threads)
         self.manifest = load_manifest(weights_dir)
@@ -103,22 +101,35 @@ class Engine:
         self.source_space = None
         if self.entry.get("heatmap_source") and vector == "embedding":
             self.source_space = self._add_space(self.entry["heatmap_source"], "embedding")
-        self._batcher = _Batcher(self._compute, max_batch, batch_wait_ms / 1000.0)
+        self._batcher = Batcher(self._compute, max_batch, batch_wait_ms / 1000.0)
+
+    @classmethod
+    def from_settings(cls, settings) -> "Engine":
+        """The engine `settings` (a `serving.settings.Settings`) describe, as the server runs it."""
+        s = settings
+        return cls(
+            s.weights_dir, s.model, s.vector, s.torch_threads, s.flip_tta, s.max_batch, s.batch_wait_ms
+        )
 
     def _add_space(self, name: str, vector: str) -> Space:
         entry = self.manifest["models"][name]
-        calibrations = entry.get("calibration") or {}
-        calibration = calibrations.get(vector)
+        calibration = (entry.get("calibration") or {}).get(vector)
         dim = entry["embedding_dim"] if vector == "embedding" else HEATMAP_VECTOR_SIZE**2
-        space = Space(
-            f"{name}@{entry['sha256'][:12]}/{vector}",
-            name,
-            dim,
-            calibration,
-            calibration.get("no_match_threshold") if calibration else None,
-        )
+        version = entry["sha256"][:12]
+        threshold = calibration.get("no_match_threshold") if calibration else None
+        space = Space(f"{name}@{version}/{vector}", name, version, vector, dim, calibration, threshold)
         self.spaces[space.key] = space
         return space
+
+    @property
+    def models(self) -> list[str]:
+        """The model names a request may ask for (the served model and, for a Heatmap model, its source)."""
+        return sorted({s.model for s in self.spaces.values()})
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """{space key: dimension}: what the gallery needs to hold this engine's vectors."""
+        return {key: space.dim for key, space in self.spaces.items()}
 
     def space_for(self, model: str | None) -> Space:
         """The vector space to search for a requested model name (None: the served model)."""
@@ -127,7 +138,7 @@ class Engine:
         for space in self.spaces.values():
             if space.model == model:
                 return space
-        raise KeyError(model)
+        raise ServiceError(Code.UNKNOWN_MODEL, f"model must be one of {self.models}")
 
     # -- faces ----------------------------------------------------------------------------------------
     def photo(
@@ -140,13 +151,13 @@ class Engine:
         seconds["decode"] = time.perf_counter() - t
         if aligned:
             if rgb.shape[:2] != (ALIGNED_SIZE, ALIGNED_SIZE):
-                raise ImageError(400, "invalid_image", "align=false needs an aligned 112x112 face crop")
+                raise ServiceError(Code.INVALID_IMAGE, "align=false needs an aligned 112x112 face crop")
             return Photo(rgb, rgb, None, 1)
         t = time.perf_counter()
         faces = self.detector.detect(rgb)
         seconds["detect"] = time.perf_counter() - t
         if not faces:
-            raise ImageError(422, "no_face_found", "no face was found in the image")
+            raise ServiceError(Code.NO_FACE_FOUND, "no face was found in the image")
         t = time.perf_counter()
         crop = align(rgb, faces[0].landmarks)  # the largest face
         seconds["align"] = time.perf_counter() - t
@@ -156,7 +167,7 @@ class Engine:
     def vectors(self, aligned: np.ndarray, explain: bool = False) -> Vectors:
         """One aligned 112x112 RGB face -> its vectors in every space (+ explanation); batched with
         concurrent callers."""
-        return self._batcher.submit(aligned, explain).result()
+        return self._batcher.submit((aligned, explain)).result()
 
     def vectors_many(self, aligned: list[np.ndarray], explain: bool = False) -> list[Vectors]:
         """Several faces in one pass (enrolment, re-embedding): no waiting for other callers."""
@@ -165,7 +176,6 @@ class Engine:
     def _compute(self, items: list[tuple[np.ndarray, bool]]) -> list[Vectors]:
         explain = any(e for _, e in items)
         rgb = torch.from_numpy(np.stack([a for a, _ in items])).permute(0, 3, 1, 2).float() / 255.0
-        n = len(items)
         want_map = explain or self.vector == "heatmap_vector"
         out = face_vectors(self.recognizer, rgb, flip=self.flip, explain=want_map)
         vectors: dict[str, torch.Tensor] = {}
@@ -180,73 +190,7 @@ class Engine:
             Vectors(
                 {k: v[i].numpy() for k, v in vectors.items()},
                 explanation[i].numpy() if explanation is not None and items[i][1] else None,
-                {**out.seconds, "batch": n},
+                {**out.seconds, "batch": len(items)},
             )
-            for i in range(n)
+            for i in range(len(items))
         ]
-
-
-class _Batcher:
-    """Collects concurrent requests for up to `wait` seconds (or `max_batch` of them) into one pass:
-    on a CPU a batch of 8 costs far less than 8 single passes."""
-
-    def __init__(self, compute, max_batch: int, wait: float):
-        self.compute, self.max_batch, self.wait = compute, max_batch, wait
-        self.lock = threading.Lock()
-        self.pending: list[tuple[np.ndarray, bool, Future]] = []
-        self.wake = threading.Event()
-        threading.Thread(target=self._loop, daemon=True, name="batcher").start()
-
-    def submit(self, aligned: np.ndarray, explain: bool) -> Future:
-        future: Future = Future()
-        with self.lock:
-            self.pending.append((aligned, explain, future))
-        self.wake.set()
-        return future
-
-    def _loop(self) -> None:
-        while True:
-            self.wake.wait()
-            deadline = time.monotonic() + self.wait
-            while time.monotonic() < deadline:
-                with self.lock:
-                    if len(self.pending) >= self.max_batch:
-                        break
-                time.sleep(self.wait / 4)
-            with self.lock:
-                batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
-                if not self.pending:
-                    self.wake.clear()
-            if not batch:
-                continue
-            try:
-                results = self.compute([(a, e) for a, e, _ in batch])
-                for (_, _, future), result in zip(batch, results, strict=True):
-                    future.set_result(result)
-            except Exception as err:  # hand the failure to every waiting request
-                for _, _, future in batch:
-                    future.set_exception(err)
-
-
-def thumbnail(rgb: np.ndarray, face: Face, size: int = 160) -> bytes:
-    """A square JPEG around the face with some context, for result cards."""
-    x, y, w, h = face.box
-    side = 1.6 * max(w, h)
-    cx, cy = x + w / 2, y + h / 2
-    left, top = round(cx - side / 2), round(cy - side / 2)
-    side = round(side)
-    pad = max(0, -left, -top, left + side - rgb.shape[1], top + side - rgb.shape[0])
-    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0) if pad else rgb
-    crop = padded[top + pad : top + pad + side, left + pad : left + pad + side]
-    buffer = io.BytesIO()
-    Image.fromarray(crop).resize((size, size), Image.BILINEAR).save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
-
-
-def overlay_png(aligned: np.ndarray, heatmap: np.ndarray, size: int = 224) -> bytes:
-    """The aligned face with its heatmap in a jet colour map on top (0.45 opacity), as PNG."""
-    colours = cv2.applyColorMap(np.uint8(255 * np.clip(heatmap, 0, 1)), cv2.COLORMAP_JET)[:, :, ::-1]
-    blend = (0.55 * aligned + 0.45 * colours).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(blend).resize((size, size), Image.BILINEAR).save(buffer, format="PNG")
-    return buffer.getvalue()

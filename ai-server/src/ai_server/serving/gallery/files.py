@@ -1,0 +1,79 @@
+"""The gallery's files: each face's aligned crop (`faces/<token>.png`) and thumbnail (`thumbs/<token>.jpg`).
+
+A token is random and stored in the face's row, so a file exists before the row that refers to it and
+outlives it briefly; `sweep` removes the files no row refers to (after a crash between the two).
+"""
+
+import io
+import os
+import secrets
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .records import NewFace
+
+FOLDERS = ("faces", "thumbs")
+
+
+class FileStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        for folder in FOLDERS:
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+
+    def crop(self, token: str) -> Path:
+        return self.root / "faces" / f"{token}.png"
+
+    def thumbnail(self, token: str) -> Path:
+        return self.root / "thumbs" / f"{token}.jpg"
+
+    def write(self, faces: list[NewFace]) -> list[str]:
+        """Write every face's crop and thumbnail durably; their new tokens, in order."""
+        tokens = []
+        for face in faces:
+            token = secrets.token_hex(16)
+            atomic_write(self.crop(token), _png(face.crop))
+            atomic_write(self.thumbnail(token), face.thumbnail)
+            tokens.append(token)
+        return tokens
+
+    def remove(self, tokens: list[str]) -> None:
+        for token in tokens:
+            self.crop(token).unlink(missing_ok=True)
+            self.thumbnail(token).unlink(missing_ok=True)
+
+    def sweep(self, referenced: set[str], min_age_s: float) -> int:
+        """Delete files whose token is not in `referenced` and that are older than `min_age_s` (younger
+        ones may belong to an enrolment in progress in another process). How many were deleted."""
+        removed = 0
+        now = time.time()
+        for folder in FOLDERS:
+            for path in (self.root / folder).iterdir():
+                token = path.name.split(".")[0]
+                if token not in referenced and now - path.stat().st_mtime >= min_age_s:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+
+def _png(crop: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(crop).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write, fsync, rename: after a crash the file is either complete or absent."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:  # e.g. a full disk: leave no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise

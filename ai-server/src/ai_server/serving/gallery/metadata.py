@@ -1,0 +1,271 @@
+"""The gallery's truth: persons, faces, their vectors and the `changes` log in one SQLite database (WAL).
+
+All SQL of the gallery is here. Writes go through `transaction()` (BEGIN IMMEDIATE: writers of every
+process serialise on SQLite's lock, readers never wait). Every added or removed face appends a row to
+`changes`, which is what other processes replay into their search indexes (`index.py`).
+"""
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .records import NewFace, normalised
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS persons (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    person_id TEXT NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+    token TEXT NOT NULL UNIQUE,
+    box TEXT NOT NULL,
+    detection_score REAL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
+CREATE TABLE IF NOT EXISTS vectors (
+    face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+    space TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (face_id, space)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    face_id INTEGER NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('add', 'del'))
+);
+"""
+DATABASE_FILE = "gallery.sqlite3"
+FACE_COLUMNS = "id, box, detection_score, created_at"
+
+
+class MetadataStore:
+    """One SQLite database, one connection per thread (sqlite3 connections are not shared safely)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        self.connect().executescript(SCHEMA)
+
+    def connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            _enable_wal(db)
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    def transaction(self) -> "Transaction":
+        return Transaction(self.connect())
+
+    # -- writes (inside a transaction) ----------------------------------------------------------------
+    @staticmethod
+    def insert_person(db: sqlite3.Connection, person_id: str, name: str, metadata: dict) -> None:
+        db.execute(
+            "INSERT INTO persons (id, name, metadata, created_at) VALUES (?, ?, ?, ?)",
+            (person_id, name, json.dumps(metadata), time.time()),
+        )
+
+    @staticmethod
+    def person_exists(db: sqlite3.Connection, person_id: str) -> bool:
+        return db.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is not None
+
+    @staticmethod
+    def insert_faces(db: sqlite3.Connection, person_id: str, faces: list[NewFace], tokens: list[str]) -> None:
+        """The faces' rows, their vectors and one `add` change each."""
+        now = time.time()
+        for face, token in zip(faces, tokens, strict=True):
+            face_id = db.execute(
+                "INSERT INTO faces (person_id, token, box, detection_score, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (person_id, token, json.dumps(face.box), face.detection_score, now),
+            ).lastrowid
+            db.executemany(
+                "INSERT INTO vectors (face_id, space, vector) VALUES (?, ?, ?)",
+                [(face_id, space, normalised(v).tobytes()) for space, v in face.vectors.items()],
+            )
+            db.execute("INSERT INTO changes (face_id, op) VALUES (?, 'add')", (face_id,))
+
+    def delete_person(self, person_id: str) -> list[str] | None:
+        """Remove a person and its faces (one `del` change each); their file tokens, or None if unknown."""
+        with self.transaction() as db:
+            rows = db.execute("SELECT id, token FROM faces WHERE person_id = ?", (person_id,)).fetchall()
+            if not db.execute("DELETE FROM persons WHERE id = ?", (person_id,)).rowcount:
+                return None
+            db.executemany("INSERT INTO changes (face_id, op) VALUES (?, 'del')", [(r[0],) for r in rows])
+        return [r[1] for r in rows]
+
+    def delete_face(self, person_id: str, face_id: int) -> str | None:
+        """Remove one face of a person; its file token, or None if the person has no such face."""
+        with self.transaction() as db:
+            token = self._token(db, person_id, face_id)
+            if token is None:
+                return None
+            db.execute("DELETE FROM faces WHERE id = ?", (face_id,))
+            db.execute("INSERT INTO changes (face_id, op) VALUES (?, 'del')", (face_id,))
+        return token
+
+    def replace_vectors(self, space: str, vectors: dict[int, np.ndarray]) -> None:
+        """Store (re-embedded) vectors of existing faces; an `add` change each lets every index pick it up."""
+        with self.transaction() as db:
+            for face_id, vector in vectors.items():
+                db.execute(
+                    "INSERT OR REPLACE INTO vectors (face_id, space, vector) VALUES (?, ?, ?)",
+                    (face_id, space, normalised(vector).tobytes()),
+                )
+                db.execute("INSERT INTO changes (face_id, op) VALUES (?, 'add')", (face_id,))
+
+    # -- reads for the search indexes ----------------------------------------------------------------
+    def latest_change(self) -> int:
+        """The `changes` log's last sequence number: the gallery's version."""
+        return self.connect().execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+
+    def changes_since(self, seq: int) -> list[tuple[int, int, str, str | None]]:
+        """(seq, face id, op, its person or None if the face is gone since) after `seq`, oldest first."""
+        return (
+            self.connect()
+            .execute(
+                "SELECT c.seq, c.face_id, c.op, f.person_id FROM changes c "
+                "LEFT JOIN faces f ON f.id = c.face_id WHERE c.seq > ? ORDER BY c.seq",
+                (seq,),
+            )
+            .fetchall()
+        )
+
+    def face_owners(self) -> dict[int, str]:
+        return dict(self.connect().execute("SELECT id, person_id FROM faces").fetchall())
+
+    def vectors(self, space: str, face_ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(face ids (n,), vectors (n, D)) stored in `space`, of every face or of `face_ids`."""
+        query, args = "SELECT face_id, vector FROM vectors WHERE space = ?", [space]
+        if face_ids is not None:
+            query += f" AND face_id IN ({','.join('?' * len(face_ids))})"
+            args += face_ids
+        rows = self.connect().execute(query, args).fetchall()
+        if not rows:
+            return np.empty(0, np.int64), np.empty((0, 0), np.float32)
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        return ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+
+    def faces_without(self, space: str) -> list[tuple[int, str]]:
+        """(face id, token) of faces that have no vector in `space`."""
+        rows = self.connect().execute(
+            "SELECT id, token FROM faces WHERE id NOT IN (SELECT face_id FROM vectors WHERE space = ?)",
+            (space,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    # -- reads for the API ---------------------------------------------------------------------------
+    def tokens(self) -> set[str]:
+        return {r[0] for r in self.connect().execute("SELECT token FROM faces")}
+
+    def token(self, person_id: str, face_id: int) -> str | None:
+        return self._token(self.connect(), person_id, face_id)
+
+    @staticmethod
+    def _token(db: sqlite3.Connection, person_id: str, face_id: int) -> str | None:
+        row = db.execute(
+            "SELECT token FROM faces WHERE id = ? AND person_id = ?", (face_id, person_id)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def person(self, person_id: str) -> dict | None:
+        db = self.connect()
+        row = db.execute("SELECT * FROM persons WHERE id = ?", (person_id,)).fetchone()
+        if row is None:
+            return None
+        faces = db.execute(
+            f"SELECT {FACE_COLUMNS} FROM faces WHERE person_id = ? ORDER BY id", (person_id,)
+        ).fetchall()
+        return _person(row, faces)
+
+    def persons(self, offset: int, limit: int) -> tuple[list[dict], int]:
+        """A page of persons, oldest first, with their faces; and how many there are in all."""
+        db = self.connect()
+        total = db.execute("SELECT COUNT(*) FROM persons").fetchone()[0]
+        rows = db.execute(
+            "SELECT * FROM persons ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, offset)
+        ).fetchall()
+        faces: dict[str, list] = {}
+        if rows:
+            marks = ",".join("?" * len(rows))
+            for f in db.execute(
+                f"SELECT person_id, {FACE_COLUMNS} FROM faces WHERE person_id IN ({marks}) ORDER BY id",
+                [r["id"] for r in rows],
+            ):
+                faces.setdefault(f["person_id"], []).append(f)
+        return [_person(r, faces.get(r["id"], [])) for r in rows], total
+
+    def names(self, person_ids: list[str]) -> dict[str, tuple[str, dict]]:
+        """{person id: (name, metadata)} of those of `person_ids` that exist."""
+        if not person_ids:
+            return {}
+        marks = ",".join("?" * len(person_ids))
+        rows = self.connect().execute(
+            f"SELECT id, name, metadata FROM persons WHERE id IN ({marks})", person_ids
+        )
+        return {r["id"]: (r["name"], json.loads(r["metadata"])) for r in rows}
+
+    def counts(self) -> dict[str, int]:
+        db = self.connect()
+        return {
+            "persons": db.execute("SELECT COUNT(*) FROM persons").fetchone()[0],
+            "faces": db.execute("SELECT COUNT(*) FROM faces").fetchone()[0],
+            "version": self.latest_change(),
+        }
+
+
+class Transaction:
+    """`with store.transaction() as db:` - BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _person(row: sqlite3.Row, faces: list) -> dict:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "metadata": json.loads(row["metadata"]),
+        "created_at": row["created_at"],
+        "faces": [
+            {
+                "id": f["id"],
+                "box": json.loads(f["box"]),
+                "detection_score": f["detection_score"],
+                "created_at": f["created_at"],
+            }
+            for f in faces
+        ],
+    }
+
+
+def _enable_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to WAL. When two gunicorn workers create a new gallery at once, SQLite answers "database is
+    locked" here without waiting for its busy timeout, so retry."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)

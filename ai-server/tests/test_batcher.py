@@ -1,0 +1,117 @@
+"""The micro-batcher on real threads: concurrent submissions share one pass, a full batch or the end of
+the window wakes it at once (no polling), and a failed pass fails every request in it."""
+
+import threading
+import time
+
+import pytest
+
+from ai_server.serving.pipeline.batcher import Batcher
+
+
+class Recorder:
+    """A compute function that records the batches it is given and how long after whose submission."""
+
+    def __init__(self, fail_on=None):
+        self.batches: list[list] = []
+        self.fail_on = fail_on
+
+    def __call__(self, items: list) -> list:
+        self.batches.append(list(items))
+        if self.fail_on in items:
+            raise RuntimeError(f"model pass failed on {self.fail_on}")
+        return [item * 10 for item in items]
+
+
+@pytest.fixture
+def make():
+    made = []
+
+    def _make(compute, max_batch, wait_s):
+        batcher = Batcher(compute, max_batch, wait_s)
+        made.append(batcher)
+        return batcher
+
+    yield _make
+    for batcher in made:
+        batcher.close(timeout=10)
+
+
+def test_concurrent_submissions_share_one_pass(make):
+    compute = Recorder()
+    batcher = make(compute, max_batch=8, wait_s=0.5)
+    start = threading.Barrier(5)
+    results = {}
+
+    def request(i):
+        start.wait()
+        results[i] = batcher.submit(i).result(timeout=30)
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: 10 * i for i in range(5)}
+    assert [sorted(b) for b in compute.batches] == [[0, 1, 2, 3, 4]]
+
+
+def test_batches_are_at_most_max_batch_in_arrival_order(make):
+    compute = Recorder()
+    batcher = make(compute, max_batch=2, wait_s=1.0)
+    futures = [batcher.submit(i) for i in range(5)]
+    assert [f.result(timeout=30) for f in futures] == [0, 10, 20, 30, 40]
+    assert compute.batches == [[0, 1], [2, 3], [4]]
+
+
+def test_a_full_batch_goes_at_once_without_waiting_out_the_window(make):
+    compute = Recorder()
+    batcher = make(compute, max_batch=2, wait_s=30.0)
+    first = batcher.submit(1)
+    time.sleep(0.2)  # the batcher is asleep in its window now
+    started = time.monotonic()
+    second = batcher.submit(2)
+    assert (first.result(timeout=10), second.result(timeout=10)) == (10, 20)
+    assert time.monotonic() - started < 2.0  # woken by the arrival, not by a poll or the 30 s window
+
+
+def test_a_lone_request_waits_the_window_and_no_longer(make):
+    compute = Recorder()
+    batcher = make(compute, max_batch=8, wait_s=0.3)
+    for _ in range(3):
+        started = time.monotonic()
+        assert batcher.submit(7).result(timeout=10) == 70
+        waited = time.monotonic() - started
+        assert 0.3 <= waited < 1.5, waited
+    no_window = make(Recorder(), max_batch=8, wait_s=0.0)
+    started = time.monotonic()
+    assert no_window.submit(1).result(timeout=10) == 10
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_failed_pass_fails_every_request_in_it_and_only_those(make):
+    compute = Recorder(fail_on=2)
+    batcher = make(compute, max_batch=3, wait_s=1.0)
+    futures = [batcher.submit(i) for i in range(3)]
+    for future in futures:
+        with pytest.raises(RuntimeError, match="failed on 2"):
+            future.result(timeout=30)
+    assert batcher.submit(5).result(timeout=30) == 50  # the batcher lives on
+
+
+def test_a_wrong_number_of_results_is_a_failure_not_a_hang(make):
+    batcher = make(lambda items: items[:-1], max_batch=2, wait_s=1.0)
+    futures = [batcher.submit(i) for i in range(2)]
+    for future in futures:
+        with pytest.raises(RuntimeError, match="gave 1 results"):
+            future.result(timeout=30)
+
+
+def test_close_runs_what_is_queued_then_refuses(make):
+    compute = Recorder()
+    batcher = make(compute, max_batch=8, wait_s=30.0)
+    future = batcher.submit(3)
+    batcher.close(timeout=10)
+    assert future.result(timeout=1) == 30
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.submit(4)

@@ -1,0 +1,93 @@
+"""Settings are typed (pydantic-settings): a value that does not fit is refused when the server starts,
+with a message naming the variable, never later in a loader thread or as a traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ai_server.serving.http.app import create_app
+from ai_server.serving.settings import Settings, SettingsError, available_cores, load_settings
+
+BIN = Path(sys.executable).parent
+BAD = [
+    ("AI_SERVER_VECTOR", "bogus"),
+    ("AI_SERVER_FLIP_TTA", "ture"),
+    ("AI_SERVER_PORT", "80a"),
+    ("AI_SERVER_WORKERS", "0"),
+    ("AI_SERVER_INDEX", "ivf"),
+    ("AI_SERVER_BATCH_WAIT_MS", "-1"),
+]
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("AI_SERVER_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_defaults_and_values_from_the_environment(clean_env):
+    defaults = load_settings()
+    assert defaults.vector == "embedding" and defaults.flip_tta is True and defaults.workers == 2
+    assert defaults.torch_threads == max(1, available_cores() // 2)
+    for name, value in {
+        "AI_SERVER_FLIP_TTA": "off",
+        "AI_SERVER_VECTOR": "heatmap_vector",
+        "AI_SERVER_WORKERS": "1",
+        "AI_SERVER_LOG_LEVEL": "WARNING",
+        "AI_SERVER_MODEL": "",  # empty: the default
+    }.items():
+        clean_env.setenv(name, value)
+    s = load_settings(data_dir="/tmp/g")
+    assert (s.flip_tta, s.vector, s.workers, s.log_level, s.model) == (
+        False,
+        "heatmap_vector",
+        1,
+        "warning",
+        None,
+    )
+    assert s.torch_threads == available_cores() and str(s.data_dir) == "/tmp/g"
+    with pytest.raises(ValueError):
+        s.port = 1  # frozen: one configuration per process
+
+
+def test_every_setting_is_in_the_documented_table():
+    """The settings module's docstring is the one reference (and .env.example is checked against it)."""
+    table = sys.modules[Settings.__module__].__doc__
+    documented = {row.split("|")[1].strip() for row in table.splitlines() if row.startswith("| AI_SERVER_")}
+    assert documented == {"AI_SERVER_" + name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize(("name", "value"), BAD)
+def test_a_bad_value_is_refused_naming_the_variable(clean_env, name, value):
+    clean_env.setenv(name, value)
+    with pytest.raises(SettingsError, match=name):
+        load_settings()
+    with pytest.raises(SettingsError, match=name):  # at once: no loader thread is started
+        create_app()
+
+
+def _start(command: list, name: str, value: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_SERVER_")} | {name: value}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("name", "value"), [("AI_SERVER_VECTOR", "bogus"), ("AI_SERVER_FLIP_TTA", "ture")])
+def test_serve_exits_with_the_message_not_a_traceback(name, value):
+    for command in (
+        [BIN / "ai-server", "serve"],
+        [BIN / "gunicorn", "--config", "python:ai_server.serving.gunicorn_conf"],  # the config alone, too
+    ):
+        result = _start(command, name, value)
+        assert result.returncode == 2, (command, result.returncode, result.stderr[-2000:])
+        assert f"{name}={value!r}" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_serve_refuses_a_model_the_manifest_does_not_have():
+    result = _start([BIN / "ai-server", "serve"], "AI_SERVER_MODEL", "no-such-model")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "AI_SERVER_MODEL='no-such-model'" in result.stderr and "Traceback" not in result.stderr
