@@ -70,11 +70,11 @@ def test_search_probabilities_are_calibrated_on_held_out_identities_at_every_gal
             assert abs(b["fraction_right"] - b["mean_probability"]) < 0.08, b
     sims = np.array([0.55, 0.3, 0.28, 0.25, 0.2, 0.19])
     small, large = (
-        candidate_probability(candidate_features(sims, n), np.arange(1, 6), model)[0] for n in (3, 300)
+        candidate_probability(candidate_features(sims, n, 5), np.arange(1, 6), model)[0] for n in (3, 300)
     )
     assert small > large
     # a rarer enrolled person (prior 0.1 instead of 0.5) lowers every probability
-    base = candidate_probability(candidate_features(sims, 30), np.arange(1, 6), model)
+    base = candidate_probability(candidate_features(sims, 30, 5), np.arange(1, 6), model)
     assert (
-        candidate_probability(candidate_features(sims, 30), np.arange(1, 6), model, prior=0.1) < base
+        candidate_probability(candidate_features(sims, 30, 5), np.arange(1, 6), model, prior=0.1) < base
     ).all()

@@ -92,7 +92,10 @@ def test_enrol_then_match_a_person_by_another_photo(client, people):
     assert sims == sorted(sims, reverse=True)
     assert body["face"]["faces_found"] == 1 and len(body["face"]["landmarks"]) == 5
     assert set(body["timings_ms"]) >= {"decode", "detect", "align", "heatmap", "embed", "search", "total"}
-    assert body["model"]["name"] == "tiny-heatmap" and isinstance(body["threshold"], float)
+    assert body["model"]["name"] == "tiny-heatmap" and body["min_confidence"] == 0.5  # search-calibrated
+    assert body["threshold"] is None and body["no_match"] == (
+        max(m["confidence"] for m in body["matches"]) < 0.5
+    )
     thumb = client.get(best["thumbnail_url"])
     assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
     assert Image.open(io.BytesIO(thumb.data)).size == (160, 160)

@@ -43,6 +43,7 @@ def new_search(key_id: str, image_sha: str, kind: str, k: int, result: dict, cac
         "result": {
             "matches": [{**m, "thumbnail_url": thumbnail_url(m)} for m in result["matches"]],
             **{key: result[key] for key in ("no_match", "threshold", "face", "model", "gallery")},
+            "min_confidence": result.get("min_confidence"),  # the level no_match was decided by
         },
     }
 

@@ -6,6 +6,8 @@ on; two numbers are all the service needs to turn a similarity into a calibrated
 
 import numpy as np
 
+from ..core.confidence import CANDIDATE_FEATURES, TOP_K, candidate_features, candidate_probability
+
 
 def fit_logistic(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     from sklearn.linear_model import LogisticRegression  # research dependency, not a serving one
@@ -62,37 +64,7 @@ def calibration_report(scores: np.ndarray, same: np.ndarray, fold: np.ndarray, f
 # the ranking. Fitted on simulated one-shot searches over validation identities: galleries of several sizes
 # drawn from one half of the identities, queried by enrolled and by not enrolled people, checked on searches
 # built the same way from the other half.
-CANDIDATE_FEATURES = ("similarity", "gap_to_next", "gap_to_top", "log_gallery_size")
 GALLERY_SIZES = (1, 3, 10, 30, 100, 300)
-TOP_K = 5
-
-
-def candidate_features(similarities: np.ndarray, gallery_size: int) -> np.ndarray:
-    """One search's per-person similarities, best first (the top k, plus the next one when there is one)
-    -> (k, 4) features of the first k candidates. A missing next candidate counts as similarity 0."""
-    s = np.asarray(similarities, dtype=np.float64)
-    k = min(TOP_K, len(s))
-    following = np.r_[s[1:], 0.0][:k]
-    top = s[:k]
-    return np.stack([top, top - following, s[0] - top, np.full(k, np.log(gallery_size))], axis=1)
-
-
-def candidate_probability(
-    features: np.ndarray, ranks: np.ndarray, model: dict, prior: float | None = None
-) -> np.ndarray:
-    """P(candidate is the searched person) from `candidate_features` and its rank (1 = top; the top
-    candidate has its own fit). `prior`, the share of searches whose person is enrolled, moves the
-    fitted one (`model["prior_enrolled"]`) by Bayes' rule on the odds."""
-    features, top = np.asarray(features), np.asarray(ranks) == 1
-    logit = np.where(
-        top,
-        features @ np.asarray(model["top1"]["coef"]) + model["top1"]["intercept"],
-        features @ np.asarray(model["rest"]["coef"]) + model["rest"]["intercept"],
-    )
-    if prior is not None:
-        fitted = model["prior_enrolled"]
-        logit = logit + np.log(prior / (1 - prior)) - np.log(fitted / (1 - fitted))
-    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def simulated_searches(
@@ -118,7 +90,7 @@ def simulated_searches(
             sims = vectors[queries] @ vectors[faces].T
             order = np.argsort(-sims, axis=1)[:, : TOP_K + 1]
             for i, (q, top) in enumerate(zip(queries, order, strict=True)):
-                features = candidate_features(sims[i, top], len(faces))
+                features = candidate_features(sims[i, top], len(faces), TOP_K)
                 rows.append(features)
                 right.append(enrolled[top[: len(features)]] == labels[q])
                 ranks.append(np.arange(1, len(features) + 1))

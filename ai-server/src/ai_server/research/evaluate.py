@@ -201,8 +201,8 @@ def identify(
         }
         if identity_ci:
             reports[view]["top1_by_gallery_size"] = top1_by_gallery_size(v, identities, seed)
-            if view == "embedding":  # what the service serves: its search probabilities are fitted here
-                reports[view]["calibration"] = identification_calibration(v.numpy(), labels, seed)
+        if view == "embedding" and len(identities.classes) >= 20:  # the served vectors' search probability
+            reports[view]["calibration"] = identification_calibration(v.numpy(), labels, seed)
     return reports
 
 

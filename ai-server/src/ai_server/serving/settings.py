@@ -11,6 +11,8 @@
 | AI_SERVER_MAX_IMAGE_BYTES | 10485760 | upload size limit (413 above) |
 | AI_SERVER_MAX_PIXELS | 40000000 | decoded size limit (413 above) |
 | AI_SERVER_MAX_K | 50 | largest k a match may ask for |
+| AI_SERVER_MIN_CONFIDENCE | 0.5 | "no_match" unless a candidate's confidence reaches this probability |
+| AI_SERVER_ENROLLED_PRIOR | fitted: 0.5 | share of searches whose person is enrolled (shifts confidences) |
 | AI_SERVER_WORKERS | 2 | gunicorn worker processes; /readyz is 200 once all of them have loaded |
 | AI_SERVER_THREADS | 4 | threads per worker (concurrent requests are batched) |
 | AI_SERVER_TORCH_THREADS | cores / workers | torch and onnxruntime threads per worker (0: the default) |
@@ -68,6 +70,8 @@ class Settings(BaseSettings):
     max_image_bytes: PositiveInt = 10 * 1024 * 1024
     max_pixels: PositiveInt = 40_000_000
     max_k: PositiveInt = 50
+    min_confidence: float = Field(0.5, gt=0, lt=1)
+    enrolled_prior: float | None = Field(None, gt=0, lt=1)
     workers: PositiveInt = 2
     threads: PositiveInt = 4
     torch_threads: NonNegativeInt = Field(0, validate_default=True)  # declared after `workers`: it reads it

@@ -6,14 +6,13 @@ each stage's time is returned in `timings_ms`.
 
 import base64
 import time
+from dataclasses import dataclass
 
-import numpy as np
 from flask import Blueprint, g, jsonify, request
 
 from .. import telemetry
 from ..gallery import Match
 from ..pipeline.engine import Photo, Space
-from ..pipeline.faces import ALIGNED_SIZE
 from ..pipeline.render import overlay_png
 from .inputs import aligned_input, bool_param, int_param, one_upload, service
 from .outputs import model_info, thumbnail_url, timings_ms
@@ -44,18 +43,23 @@ def match():
     seconds.update(vectors.seconds)
     telemetry.BATCH_SIZE.observe(vectors.seconds.get("batch", 1))
     started = time.perf_counter()
-    found = gallery.search(space.key, vectors.by_space[space.key], k)
+    found = gallery.search(space.key, vectors.by_space[space.key], k + 1)  # the next one: the last's gap
     seconds["search"] = time.perf_counter() - started
-    threshold = space.threshold
+    persons = gallery.stats()["persons"]
+    decision = decide(space, found, k, persons, service().settings)
     body = {
         "request_id": g.request_id,
         "k": k,
-        "matches": [_match_entry(rank, m, space) for rank, m in enumerate(found, start=1)],
-        "no_match": not found or (threshold is not None and found[0].similarity < threshold),
-        "threshold": threshold,
+        "matches": [
+            _match_entry(rank, m, c)
+            for rank, (m, c) in enumerate(zip(found[:k], decision.confidences, strict=True), start=1)
+        ],
+        "no_match": decision.no_match,
+        "min_confidence": decision.min_confidence,
+        "threshold": decision.threshold,
         "face": photo.describe(),
         "model": model_info(space),
-        "gallery": {"persons": gallery.stats()["persons"], "version": gallery.version()},
+        "gallery": {"persons": persons, "version": gallery.version()},
         "timings_ms": timings_ms(seconds),
     }
     if explain:
@@ -64,8 +68,29 @@ def match():
     return jsonify(body)
 
 
-def _match_entry(rank: int, match: Match, space: Space) -> dict:
-    confidence = space.confidence(match.similarity)
+@dataclass
+class Decision:
+    confidences: list  # per candidate shown: the probability it is the person, or None
+    no_match: bool
+    min_confidence: float | None  # the level a candidate's confidence must reach (search calibration)
+    threshold: float | None  # the similarity the best must reach (models without a search calibration)
+
+
+def decide(space: Space, found: list[Match], k: int, persons: int, settings) -> Decision:
+    """One rule: "no reliable match" exactly when no candidate's confidence reaches the operator's level,
+    and each candidate shows the very confidence the rule used. A model without a search calibration
+    shows no confidence and falls back to its similarity threshold, so two numbers never disagree."""
+    shown = found[:k]
+    confidences = space.confidences([m.similarity for m in found], persons, k, settings.enrolled_prior)
+    if confidences is not None:
+        level = settings.min_confidence
+        return Decision(confidences, not any(c >= level for c in confidences), level, None)
+    threshold = space.threshold
+    no_match = not shown or (threshold is not None and shown[0].similarity < threshold)
+    return Decision([None] * len(shown), no_match, None, threshold)
+
+
+def _match_entry(rank: int, match: Match, confidence: float | None) -> dict:
     return {
         "rank": rank,
         "person_id": match.person_id,
@@ -76,28 +101,3 @@ def _match_entry(rank: int, match: Match, space: Space) -> dict:
         "face_id": match.face_id,
         "thumbnail_url": thumbnail_url(match.person_id, match.face_id),
     }
-
-
-@blueprint.post("/v1/embed")
-def embed():
-    """The face's vector in every served space and the served model's heatmap of it."""
-    engine, _ = service().require()
-    seconds: dict = {}
-    photo = _photo(aligned_input(), seconds)
-    vectors = engine.vectors(photo.aligned, explain=True)
-    seconds.update(vectors.seconds)
-    overlay = overlay_png(photo.aligned, vectors.explanation)
-    return jsonify(
-        {
-            "request_id": g.request_id,
-            "model": model_info(engine.default_space),
-            "face": photo.describe(),
-            "vectors": {key: np.round(v, 7).tolist() for key, v in vectors.by_space.items()},
-            "heatmap": {
-                "size": ALIGNED_SIZE,
-                "values": np.round(vectors.explanation, 4).tolist(),
-                "overlay_png": base64.b64encode(overlay).decode(),
-            },
-            "timings_ms": timings_ms(seconds),
-        }
-    )

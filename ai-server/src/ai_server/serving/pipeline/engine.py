@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...core.confidence import candidate_features, candidate_probability
 from ...core.vectors import HEATMAP_VECTOR_SIZE, face_vectors
 from ...core.weights import load_manifest, load_recognizer
 from ..errors import Code, ServiceError
@@ -33,13 +34,24 @@ class Space:
     version: str  # the first 12 hex digits of the model file's sha256
     vector: str  # embedding or heatmap_vector
     dim: int
-    calibration: dict | None  # {"a", "b"}: confidence = sigmoid(a * similarity + b)
-    threshold: float | None  # below it: "no reliable match"
+    calibration: dict | None  # the manifest's calibration of this vector kind
+    threshold: float | None  # the pair calibration's no-match similarity (FAR 1e-3 on validation pairs)
 
-    def confidence(self, similarity: float) -> float | None:
-        if not self.calibration:
+    @property
+    def search_calibration(self) -> dict | None:
+        """The fitted search probability (`core.confidence`), if the model's evaluation measured one."""
+        return (self.calibration or {}).get("identification")
+
+    def confidences(
+        self, similarities: list[float], gallery_size: int, k: int, prior: float | None
+    ) -> list | None:
+        """P(candidate r is the person in the photo) for the first k of a search's per-person similarities
+        (best first, one more when the gallery has it); None without a search calibration."""
+        model = self.search_calibration
+        if model is None or not similarities:
             return None
-        return float(1.0 / (1.0 + np.exp(-(self.calibration["a"] * similarity + self.calibration["b"]))))
+        features = candidate_features(similarities, gallery_size, k)
+        return candidate_probability(features, np.arange(1, len(features) + 1), model, prior).tolist()
 
 
 @dataclass
