@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway_overhead import BIN, DATA
+from testkit import BIN, data_dir, sample_photo
 
-from ai_server.research import data
+DATA = data_dir()
 
 
 def enrol(folder: Path, gallery: Path, threads: int, *options) -> tuple[float, dict]:
@@ -42,7 +42,7 @@ def main() -> None:
     for identity in ids:
         (photos / identity).mkdir(parents=True)
         for path in sorted((DATA / "faces112" / "celeba" / identity).glob("*.jpg"))[: args.per_person]:
-            (photos / identity / path.name).write_bytes(data.sample_photo(path.relative_to(DATA)))
+            (photos / identity / path.name).write_bytes(sample_photo(path))
     fixed, _ = enrol(tmp / "empty", tmp / "g0", args.threads)
     aligned_s, aligned = enrol(DATA / "faces112" / "celeba", tmp / "g1", args.threads, "--aligned",
                                "--per-person", str(args.per_person), "--people", people)  # fmt: skip

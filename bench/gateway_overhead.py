@@ -11,45 +11,17 @@ the median of the per-photo differences (gateway minus the direct call just befo
 """
 
 import argparse
-import os
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
+from testkit import AiServer, Gateway, celeba_people
+from testkit import sample_photo as photo
 
-from ai_server.research.data import sample_photo as photo
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-DATA = Path(os.environ.get("FACE_DATA_DIR") or ROOT.parent / "shared" / "data")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(command, env, url, log):
-    process = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=log, stderr=log, start_new_session=True
-    )
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return process
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(url)
+READY = {"ready_s": 240, "interval": 0.3}  # how long the benchmarks wait for a service, and how often
 
 
 def timed(session, url, image, headers=None) -> tuple[float, dict]:
@@ -68,38 +40,18 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    ids = (DATA / "splits" / "celeba_val_ids.txt").read_text().split()
-    paths = [sorted((DATA / "faces112" / "celeba" / i).glob("*.jpg")) for i in ids]
-    paths = [p for p in paths if len(p) >= 2]
-    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log", "wb") as log:
-        ai_port, gw_port = free_port(), free_port()
-        ai_url, gw_url = f"http://127.0.0.1:{ai_port}", f"http://127.0.0.1:{gw_port}"
-        ai_env = {
-            "AI_SERVER_PORT": str(ai_port),
-            "AI_SERVER_DATA_DIR": f"{tmp}/ai",
-            "AI_SERVER_WORKERS": "1",
-            "AI_SERVER_LOG_LEVEL": "warning",
-        }
-        gw_env = {
-            "GATEWAY_PORT": str(gw_port),
-            "GATEWAY_AI_SERVER_URL": ai_url,
-            "GATEWAY_DATA_DIR": f"{tmp}/gw",
-            "GATEWAY_RATE_PER_MINUTE": "1000000",
-            "GATEWAY_RATE_BURST": "100000",
-            "GATEWAY_LOG_LEVEL": "warning",
-        }
-        key = subprocess.run(
-            [BIN / "gateway", "keys", "create", "--role", "admin"],
-            env={**os.environ, **gw_env},
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        processes = [
-            start([BIN / "ai-server", "serve"], ai_env, ai_url + "/readyz", log),
-            start([BIN / "gateway", "serve"], gw_env, gw_url + "/readyz", log),
-        ]
+    paths = list(celeba_people("celeba_val", min_photos=2).values())
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "log"
+        ai = AiServer(f"{tmp}/ai", log=log, **READY, workers=1, log_level="warning")
+        settings = {"rate_per_minute": 1000000, "rate_burst": 100000, "log_level": "warning"}
+        gw = Gateway(f"{tmp}/gw", ai.url, log=log, ready_path="/readyz", **READY, **settings)
+        ai_url, gw_url = ai.url, gw.url
+        key = gw.new_key("admin")
+        processes = [ai, gw]
         try:
+            for service in processes:
+                service.start()
             session, headers = requests.Session(), {"X-API-Key": key}
             for i, person in enumerate(paths[:20]):
                 files = {"image": ("e.jpg", photo(person[0]))}
@@ -128,9 +80,8 @@ def main() -> None:
                 for name in rows:
                     rows[name].append(statistics.median(times[name]))
         finally:
-            for process in processes:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(30)
+            for service in processes:
+                service.stop()
     p50 = {name: statistics.median(values) for name, values in rows.items()}
     print(f"/v1/match p50 over {args.photos} photos, median of {args.rounds} rounds (ms), same run:")
     for name, value in p50.items():

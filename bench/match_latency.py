@@ -9,15 +9,13 @@ search), the server's total and the client's round trip. Usage: python bench/mat
 import argparse
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import requests
+from testkit import AiServer, sample_photo
 
 from ai_server.core.weights import default_weights_dir
 from ai_server.research import data
@@ -25,31 +23,11 @@ from ai_server.research import data
 STAGES = ["decode", "detect", "align", "heatmap", "embed", "search", "total"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(model: str, data_dir: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "AI_SERVER_MODEL": model,
-        "AI_SERVER_DATA_DIR": data_dir,
-        "AI_SERVER_PORT": str(port),
-    }
-    env["AI_SERVER_LOG_LEVEL"] = "warning"
-    process = subprocess.Popen([Path(sys.executable).with_name("ai-server"), "serve"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if requests.get(url + "/readyz", timeout=5).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{model} did not become ready")
+def _serve(model: str, data_dir: str) -> AiServer:
+    """`ai-server serve` with `model`, its output here, once /readyz is 200 (at most 5 minutes)."""
+    server = AiServer(data_dir, ready_s=300, interval=0.5, model=model, log_level="warning")
+    server.start()
+    return server
 
 
 def measure(model: str, queries: int, explain: bool) -> dict[str, list[float]]:
@@ -58,13 +36,14 @@ def measure(model: str, queries: int, explain: bool) -> dict[str, list[float]]:
     for path, label in zip(people.paths, people.labels, strict=True):
         by_person.setdefault(label, []).append(path)
     with tempfile.TemporaryDirectory() as folder:
-        process, url = _serve(model, folder)
+        server = _serve(model, folder)
+        url = server.url
         try:
             for label, paths in by_person.items():
-                files = {"image": ("0.jpg", data.sample_photo(paths[0]), "image/jpeg")}
+                files = {"image": ("0.jpg", sample_photo(paths[0]), "image/jpeg")}
                 requests.post(url + "/v1/persons", data={"name": str(label)}, files=files, timeout=60)
             probes = [p for paths in by_person.values() for p in paths[1:3]][:queries]
-            photos = [data.sample_photo(p) for p in probes]
+            photos = [sample_photo(p) for p in probes]
             for photo in photos[:5]:  # warm both workers
                 requests.post(url + "/v1/match", files={"image": ("q.jpg", photo)}, timeout=60)
             times: dict[str, list[float]] = {s: [] for s in [*STAGES, "round trip"]}
@@ -82,8 +61,7 @@ def measure(model: str, queries: int, explain: bool) -> dict[str, list[float]]:
                         times[stage].append(timings[stage])
             return times
         finally:
-            process.terminate()
-            process.wait(30)
+            server.stop()
 
 
 def main() -> None:

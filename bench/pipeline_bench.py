@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from pytorch_grad_cam import GradCAMPlusPlus as ReferenceGradCAMPlusPlus
+from testkit import sample_photo
 
 from ai_server.core.models import model_input
 from ai_server.research import data
@@ -50,7 +51,7 @@ def photos(n: int) -> list[bytes]:
     for path, label in zip(images.paths, images.labels, strict=True):
         if label not in seen:
             seen.add(label)
-            out.append(data.sample_photo(path))
+            out.append(sample_photo(path))
         if len(out) == n:
             break
     return out

@@ -306,7 +306,7 @@ are scheduler ticks, not search work; `docs/ai-server.md` has a calmer run (100k
 ## 7. Reliability (not a benchmark: `make test-reliability`, part of `make test`, and `make soak`)
 
 `tests/reliability/` runs a real gateway and ai-server on loopback, each data directory on its own small
-tmpfs when one can be mounted (a real ENOSPC; the disk-full tests are skipped where it cannot):
+tmpfs when one can be mounted (a real ENOSPC; the disk-full tests skip where it cannot, fail under CI=true):
 a 52-file generated bad-input corpus through the gateway and straight at the ai-server (every answer its
 documented 4xx or a correct 200: real faces in every form rank their own person first), multipart, `k` and
 body-size abuse, auth on every operation of the OpenAPI file, SIGKILL of either service under load, and a
@@ -321,6 +321,12 @@ full disk under either data directory. Failures it found, each fixed with the te
   own photo write: both now answer `507 insufficient_storage` (passed through, in the OpenAPI file);
 - on a full disk the gateway store's `ROLLBACK` after SQLite's own rollback raised and hid "database or
   disk is full": it rolls back only when a transaction is open.
+- the gallery's file store left a partial `.tmp` behind when a write failed with anything but an
+  `OSError`, and the files of the faces already written when a later one failed: `gallery/files.py` now
+  removes both, whatever the error, and the test asserts no `.tmp` is left instead of deleting them;
+- a grey 16-bit PNG of an enrolled person decodes like its 8-bit version but the served model does not
+  rank that person first: a known model weakness, kept as a strict `xfail` test that fails once a model
+  recognises the person.
 
 Soak, 2026-11-26 (`make soak`, 600 s on this machine): 12,077 matches, 1,784 enrolments and 1,764
 deletions through the gateway, no error; RSS 45 -> 47 MiB (gateway) and 939 -> 960 MiB (ai-server, 1

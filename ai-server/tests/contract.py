@@ -10,6 +10,7 @@ from importlib import resources
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from testkit import path_template
 
 SPEC = json.loads(resources.files("ai_server.serving").joinpath("openapi.json").read_text())
 SPEC_URI = "urn:ai-server:openapi.json"
@@ -19,16 +20,7 @@ ERROR_SCHEMA = "#/components/schemas/Error"
 
 def spec_path(path: str) -> str | None:
     """The OpenAPI path template a concrete path belongs to (None: not in the document)."""
-    path = path.split("?")[0]
-    if path in SPEC["paths"]:
-        return path
-    for template in SPEC["paths"]:
-        parts, concrete = template.split("/"), path.split("/")
-        if len(parts) == len(concrete) and all(
-            p == c or (p.startswith("{") and c) for p, c in zip(parts, concrete, strict=True)
-        ):
-            return template
-    return None
+    return path_template(SPEC, path)
 
 
 def _pointer(*parts: str) -> str:

@@ -1,17 +1,12 @@
-"""Test photos made from the aligned crops of ../shared/data (see `data.sample_photo`)."""
+"""Test photos: the upload-style sample photos and image encoding are testkit's (testing/), shared with the
+other suites; `by_identity` groups an ai-server image set by person."""
 
-import io
-
-from PIL import Image
+from testkit import encode
+from testkit import sample_photo as photo
 
 from ai_server.research import data
-from ai_server.research.data import sample_photo as photo  # noqa: F401 (the tests' name for it)
 
-
-def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
+__all__ = ["by_identity", "encode", "photo"]
 
 
 def by_identity(image_set: data.ImageSet) -> dict[str, list[str]]:

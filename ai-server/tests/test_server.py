@@ -5,7 +5,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import requests
 from photos import by_identity, photo
+from testkit import AiServer
 
 from ai_server.core.weights import default_weights_dir
 from ai_server.research import data
@@ -26,54 +26,23 @@ from ai_server.serving.workers import WorkerReadiness
 SPACES = {"a@1/embedding": 8, "b@2/embedding": 8}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`ai-server serve`, returned once /readyz is 200: from then on every worker answers."""
+class Server(AiServer):
+    """`ai-server serve` (testkit), returned once /readyz is 200: from then on every worker answers."""
 
     def __init__(self, weights: Path, data_dir: Path, workers: int = 2):
-        self.url = f"http://127.0.0.1:{_free_port()}"
+        settings = {"workers": workers, "threads": 4, "torch_threads": 1, "log_level": "warning"}
+        super().__init__(data_dir, ready_s=180, weights_dir=weights, **settings)
         self.workers = workers
-        env = {
-            **os.environ,
-            "AI_SERVER_WEIGHTS_DIR": str(weights),
-            "AI_SERVER_DATA_DIR": str(data_dir),
-            "AI_SERVER_PORT": self.url.rsplit(":", 1)[1],
-            "AI_SERVER_WORKERS": str(workers),
-            "AI_SERVER_THREADS": "4",
-            "AI_SERVER_TORCH_THREADS": "1",
-            "AI_SERVER_LOG_LEVEL": "warning",
-        }
-        ai_server = Path(sys.executable).with_name("ai-server")
-        self.process = subprocess.Popen([ai_server, "serve"], env=env, start_new_session=True)
-        self.wait_ready(180)
+        self.start()
 
-    def wait_ready(self, seconds: float) -> dict:
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            try:
-                response = requests.get(self.url + "/readyz", timeout=5)
-                if response.status_code == 200:
-                    return contract.checked(response).json()
-            except requests.RequestException:  # not listening yet, or busy loading models
-                pass
-            if self.process.poll() is not None:
-                raise RuntimeError("ai-server serve exited")
-            time.sleep(0.2)
-        raise TimeoutError("ai-server did not become ready")
+    def wait_ready(self, seconds: float | None = None) -> dict:
+        """The /readyz body once it is 200, checked against the OpenAPI file."""
+        return contract.checked(super().wait_ready(seconds)).json()
 
     def worker_pids(self) -> set[int]:
         """The gunicorn master's children (`ai-server serve` execs into the master)."""
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
         return {int(pid) for pid in children.split()}
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(30)
 
 
 @pytest.fixture(scope="module")

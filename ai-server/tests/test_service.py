@@ -4,8 +4,6 @@ response is checked against the server's OpenAPI file (`contract.py`)."""
 import base64
 import io
 import json
-import struct
-import zlib
 
 import contract
 import jsonschema
@@ -14,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 from photos import by_identity, encode, photo
 from PIL import Image
+from testkit import png_claiming
 
 from ai_server.research import data
 from ai_server.serving.errors import Code, ServiceError
@@ -187,13 +186,7 @@ def test_enrolment_reports_photos_without_a_face(client, people):
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A small PNG that claims to be width x height: a decompression bomb's header."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00" * 4096, 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    return png_claiming(width, height, pixels=b"\x00" * 4096, level=9)
 
 
 def test_bad_input_gets_a_clear_4xx(client, people):

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from testkit import require_module
 
 from ai_server.core.models import load_model
 from ai_server.research import data
@@ -13,7 +14,12 @@ from ai_server.research.teacher import view_targets
 from ai_server.research.train import TrainConfig, train, training_set
 from ai_server.research.views import render
 
-dlib = pytest.importorskip("dlib", reason="the teacher is a training-only dependency (requirements-dev.lock)")
+
+@pytest.fixture(scope="module", autouse=True)
+def dlib():
+    """A training-only dependency (requirements-dev.lock): without it a skip here, a failure under CI=true."""
+    return require_module("dlib", "the teacher is a training-only dependency (requirements-dev.lock)")
+
 
 STUDENT = {
     "dataset": "distillation",

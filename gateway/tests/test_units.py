@@ -1,5 +1,6 @@
 """The pieces without a network: the contract covers every route, keys, the store, the circuit breaker."""
 
+import ast
 import asyncio
 import os
 import shutil
@@ -8,6 +9,7 @@ import sys
 import time
 import tomllib
 from importlib import metadata
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -132,6 +134,16 @@ def test_service_pins_are_exact_and_agree_with_the_development_lock():
         name, sep, version = requirement.partition("==")
         assert sep, f"pyproject.toml: {requirement!r} is not pinned to an exact version"
         assert service.get(name.lower().replace("_", "-")) == version, f"pyproject.toml: {requirement}"
+
+
+def test_the_gateway_tests_never_import_the_ai_server():
+    """The gateway is a separate deployable (.importlinter keeps its code apart): its tests start the
+    ai-server as a process and take their photos from testkit, never from the ai-server's code."""
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not {n for n in names if n.split(".")[0] in ("ai_server", "torch")}, path.name
 
 
 def test_the_built_package_carries_its_data_files(tmp_path):

@@ -4,6 +4,7 @@ import { ApiError } from '../src/api/client';
 import type { Search, SearchList } from '../src/api/types';
 import { HistoryScreen } from '../src/screens/HistoryScreen';
 import { fakeClient, renderWith } from '../test-utils/app';
+import { calibrated, storedBeforeMinConfidence } from '../test-utils/decisions';
 import { body } from '../test-utils/http';
 
 const page = body<SearchList>('searches_200');
@@ -17,7 +18,9 @@ test('past searches newest first; one reopens its results', async () => {
   expect(await screen.findByText('No reliable match')).toBeTruthy();
   const items = screen.getAllByTestId(/^history-/);
   expect(items.map((i) => i.props.testID)).toEqual(page.searches.map((s) => `history-${s.id}`));
-  expect(screen.getByText(`Best match: ${page.searches[1].result.matches[0].name}`)).toBeTruthy();
+  // the recorded answers have no search calibration: the best similarity passed the threshold
+  expect(page.searches[1].result.min_confidence).toBeNull();
+  expect(screen.getByText(`Possible match: ${page.searches[1].result.matches[0].name}`)).toBeTruthy();
   expect(client.listSearches).toHaveBeenCalledWith(0, 20);
 
   await fireEvent.press(screen.getByTestId(`history-${stored.id}`));
@@ -55,4 +58,33 @@ test('a failed load explains and retries', async () => {
   await fireEvent.press(screen.getByRole('button', { name: 'Refresh the history' }));
   expect(await screen.findByText('No reliable match')).toBeTruthy();
   expect(screen.queryByText('The API key was refused')).toBeNull();
+});
+
+/** A stored search with the result of a calibrated /v1/match answer. */
+function storedCalibrated(id: string, confidences: number[], name: string): Search {
+  const { matches, no_match, min_confidence, threshold } = calibrated(confidences, { name });
+  return { ...stored, id, result: { ...stored.result, matches, no_match, min_confidence, threshold } };
+}
+
+test('each line is worded like its results: likely, possible, no reliable match', async () => {
+  const searches = [
+    storedCalibrated('a'.repeat(32), [0.97, 0.2], 'Jane Doe'),
+    storedCalibrated('b'.repeat(32), [0.7, 0.2], 'John Roe'),
+    storedCalibrated('c'.repeat(32), [0.3, 0.2], 'Jane Doe'), // the reported case
+    ...storedBeforeMinConfidence().searches, // stored before min_confidence: no_match, then a match
+  ];
+  const client = fakeClient();
+  client.listSearches.mockResolvedValue({ ...page, total: searches.length, searches });
+  await renderWith(client, <HistoryScreen />);
+  const line = (i: number) => screen.getByTestId(`history-${searches[i].id}`);
+  expect(await screen.findByText('Likely the person: Jane Doe')).toBeTruthy();
+  expect(line(0)).toHaveTextContent(/^Likely the person: Jane Doe/);
+  expect(line(1)).toHaveTextContent(/^Possible match: John Roe/);
+  expect(line(2)).toHaveTextContent(/^No reliable match/);
+  expect(line(2)).not.toHaveTextContent(/Jane Doe|Possible/);
+  expect(line(2).props.accessibilityLabel).toMatch(/^No reliable match, /);
+  expect(line(3)).toHaveTextContent(/^No reliable match/);
+  // its old pair probability (0.95) would have made it "Likely"; only the similarity threshold decides now
+  expect(line(4)).toHaveTextContent(new RegExp(`^Possible match: ${searches[4].result.matches[0].name}`));
+  expect(line(4).props.accessibilityLabel).toMatch(/^Possible match: /);
 });

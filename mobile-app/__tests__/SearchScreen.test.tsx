@@ -5,6 +5,7 @@ import type { MatchResponse } from '../src/api/types';
 import { pickPhotos } from '../src/components/pickPhotos';
 import { SearchScreen } from '../src/screens/SearchScreen';
 import { deferred, fakeClient, renderWith } from '../test-utils/app';
+import { calibrated } from '../test-utils/decisions';
 import { body } from '../test-utils/http';
 
 jest.mock('../src/components/pickPhotos', () => ({ pickPhotos: jest.fn() }));
@@ -39,12 +40,14 @@ test('uploading shows progress and a cancel button, then the ranked results', as
   expect(screen.getByText('Searching the gallery…')).toBeTruthy();
   expect(screen.getByRole('button', { name: 'Cancel the upload' })).toBeTruthy();
 
-  await act(async () => call.resolve(body<MatchResponse>('match_200')));
+  const answer = calibrated([0.97, 0.62, 0.3, 0.05, 0.01]);
+  await act(async () => call.resolve(answer));
   expect(screen.getByText('Top 5 people')).toBeTruthy();
-  expect(screen.getByText('1. Person 7205')).toBeTruthy();
-  expect(screen.getByText('Likely the same person · 95%')).toBeTruthy();
-  expect(screen.getByText('2. Person 7219')).toBeTruthy();
-  expect(screen.getByText('Possible · 59%')).toBeTruthy();
+  expect(screen.getByText(`1. ${answer.matches[0].name}`)).toBeTruthy();
+  expect(screen.getByText('Likely the person · 97%')).toBeTruthy();
+  expect(screen.getByText(`2. ${answer.matches[1].name}`)).toBeTruthy();
+  expect(screen.getByText('Possible match · 62%')).toBeTruthy();
+  expect(screen.getAllByText('Not a reliable match')).toHaveLength(3);
   expect(screen.queryByTestId('no-match')).toBeNull();
   expect(screen.queryByText(/Uploading/)).toBeNull();
 });
@@ -64,7 +67,8 @@ test('no reliable match is said plainly', async () => {
   client.match.mockResolvedValue(body('match_200_no_match'));
   await choosePhotoAndSearch(client);
   expect(await screen.findByText('No reliable match')).toBeTruthy();
-  expect(screen.getByText('Closest people')).toBeTruthy();
+  expect(screen.getByText('Closest people — not a match')).toBeTruthy();
+  expect(screen.queryByText(/Possible|Likely|%/)).toBeNull();
 });
 
 test('cancel aborts the upload and says nothing was searched', async () => {

@@ -7,6 +7,7 @@ import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 
 import { ENDPOINTS } from '../src/api/client';
+import { calibrated } from '../test-utils/decisions';
 import { fixture } from '../test-utils/http';
 
 const SPEC_FILE = path.join(__dirname, '..', '..', 'gateway', 'src', 'gateway', 'openapi.json');
@@ -174,12 +175,16 @@ describe('the gateway OpenAPI contract', () => {
       expect.arrayContaining(['rank', 'person_id', 'name', 'metadata', 'similarity', 'confidence', 'face_id', 'thumbnail_url']),
     );
     expect(properties('MatchResponse')).toEqual(
-      expect.arrayContaining(['search_id', 'k', 'matches', 'no_match', 'threshold', 'image_url', 'heatmap_url']),
+      expect.arrayContaining([
+        'search_id', 'k', 'matches', 'no_match', 'min_confidence', 'threshold', 'gallery', 'image_url', 'heatmap_url',
+      ]),
     );
     expect(properties('Search')).toEqual(
       expect.arrayContaining(['id', 'created_at', 'k', 'result', 'image_url', 'heatmap_url', 'feedback']),
     );
-    expect(properties('SearchResult')).toEqual(expect.arrayContaining(['matches', 'no_match', 'threshold']));
+    expect(properties('SearchResult')).toEqual(
+      expect.arrayContaining(['matches', 'no_match', 'min_confidence', 'threshold', 'gallery']),
+    );
     expect(properties('SearchList')).toEqual(expect.arrayContaining(['searches', 'total', 'offset', 'limit']));
     expect(properties('Feedback')).toEqual(expect.arrayContaining(['person_id', 'correct', 'created_at']));
     expect(properties('Enrolment')).toEqual(expect.arrayContaining(['person', 'faces_added', 'skipped']));
@@ -198,6 +203,8 @@ describe('the gateway OpenAPI contract', () => {
     ['match_415', ENDPOINTS.match.path, 'post', 415, null],
     ['match_422_no_face', ENDPOINTS.match.path, 'post', 422, null],
     ['searches_200', ENDPOINTS.searches.path, 'get', 200, 'searchList'],
+    // recorded before searches stored min_confidence: the gateway still serves such searches
+    ['searches_200_before_min_confidence', ENDPOINTS.searches.path, 'get', 200, 'searchList'],
     ['search_200', ENDPOINTS.search.path, 'get', 200, 'searchResponse'],
     ['search_404', ENDPOINTS.search.path, 'get', 404, null],
     ['feedback_201', ENDPOINTS.feedback.path, 'post', 201, null],
@@ -209,6 +216,12 @@ describe('the gateway OpenAPI contract', () => {
     const record = fixture(name);
     expect(record.status).toBe(status);
     expect(problems(recordedSchema(p, method, status, use), record.body)).toEqual([]);
+  });
+
+  test('the calibrated answers the screen tests use are valid /v1/match answers', () => {
+    const schema = recordedSchema(ENDPOINTS.match.path, 'post', 200, 'matchResponse');
+    expect(problems(schema, calibrated([0.97, 0.62, 0.3]))).toEqual([]);
+    expect(problems(schema, calibrated([0.3, 0.2]))).toEqual([]);
   });
 
   const copy = (name: string): any => JSON.parse(JSON.stringify(fixture(name).body));

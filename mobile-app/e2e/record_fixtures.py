@@ -3,9 +3,12 @@
 Starts the real ai-server and gateway (see stack.py), enrols a few validation identities, and saves each
 response as {"status", "headers", "body"}. Run from the repository root after the gateway changes:
     .venv/bin/python mobile-app/e2e/record_fixtures.py
+
+searches_200_before_min_confidence.json is not written here: it is a GET /v1/searches answer recorded by the
+gateway before searches stored `min_confidence` (pair-probability confidences, no_match from the similarity
+threshold), kept so the app is tested against the searches such a gateway still serves.
 """
 
-import io
 import json
 import sys
 import tempfile
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import requests
 from PIL import Image
+from testkit import encode
 
 sys.path.insert(0, str(Path(__file__).parent))
 import stack
@@ -21,9 +25,7 @@ OUT = Path(__file__).resolve().parents[1] / "__tests__" / "fixtures"
 
 
 def blank_photo() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (200, 200), (120, 120, 120)).save(buffer, "JPEG")
-    return buffer.getvalue()
+    return encode(Image.new("RGB", (200, 200), (120, 120, 120)), "JPEG")
 
 
 def save(name: str, response: requests.Response) -> dict:
@@ -83,6 +85,8 @@ def main() -> None:
             if response.json().get("no_match"):
                 save("match_200_no_match", response)
                 break
+        else:  # never keep an old no-match fixture the service no longer answers
+            raise RuntimeError(f"none of {len(strangers)} unenrolled people got no_match: true")
         save(
             "match_422_no_face",
             requests.post(

@@ -1,27 +1,13 @@
 """The real system on loopback for the app's browser test: ai-server (shipped weights) + gateway serving the
-web build, a search key and an admin key, and a gallery enrolled from ../shared/data validation identities."""
+web build, a search key and an admin key, and a gallery enrolled from ../shared/data validation identities.
+The processes, photos and free ports are testkit's (testing/), shared with the other suites."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import requests
+from testkit import REPO, AiServer, Gateway, celeba_people, sample_photo
 
-from ai_server.research.data import sample_photo
-
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("FACE_DATA_DIR", REPO.parent / "shared" / "data"))
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["REPO", "Stack", "photo", "validation_people"]
 
 
 def photo(path: Path, size: int = 300, face: int = 168) -> bytes:
@@ -31,52 +17,7 @@ def photo(path: Path, size: int = 300, face: int = 168) -> bytes:
 
 def validation_people(count: int) -> dict[str, list[Path]]:
     """The first `count` CelebA validation identities with at least 3 photos, photos sorted by name."""
-    ids = (DATA / "splits" / "celeba_val_ids.txt").read_text().split()
-    people: dict[str, list[Path]] = {}
-    for identity in ids:
-        photos = sorted((DATA / "faces112" / "celeba" / identity).glob("*.jpg"))
-        if len(photos) >= 3:
-            people[identity] = photos
-        if len(people) == count:
-            break
-    return people
-
-
-class Process:
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path):
-        self.name = name
-        self.log = log
-        self._out = log.open("wb")
-        self.popen = subprocess.Popen(
-            args,
-            env={**os.environ, **env},
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, url: str, timeout: float) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; its log: {self.log}\n{self.log.read_text()[-3000:]}")
-            try:
-                if requests.get(url, timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:  # not listening yet, or still loading
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"{self.name} not ready at {url} after {timeout} s; its log: {self.log}")
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-        self._out.close()
+    return dict(list(celeba_people("celeba_val", min_photos=3).items())[:count])
 
 
 class Stack:
@@ -84,53 +25,39 @@ class Stack:
 
     def __init__(self, workdir: Path, web_dir: Path):
         self.workdir = workdir
-        self.ai_url = f"http://127.0.0.1:{free_port()}"
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.processes: list[Process] = []
-        gateway_env = {
-            "GATEWAY_PORT": self.url.rsplit(":", 1)[1],
-            "GATEWAY_AI_SERVER_URL": self.ai_url,
-            "GATEWAY_DATA_DIR": str(workdir / "gateway"),
-            "GATEWAY_WEB_DIR": str(web_dir),
-            "GATEWAY_LOG_LEVEL": "warning",
-        }
-        self.gateway_env = gateway_env
+        self.ai = AiServer(
+            workdir / "ai-server",
+            log=workdir / "ai-server.log",
+            interval=0.5,
+            workers=1,
+            threads=4,
+            torch_threads=1,
+            log_level="warning",
+        )
+        self.gateway = Gateway(
+            workdir / "gateway",
+            self.ai.url,
+            log=workdir / "gateway.log",
+            ready_path="/readyz",
+            ready_s=60,
+            interval=0.5,
+            web_dir=web_dir,
+            log_level="warning",
+        )
+        self.ai_url, self.url = self.ai.url, self.gateway.url
         try:
-            ai = Process(
-                "ai-server",
-                [str(BIN / "ai-server"), "serve"],
-                {
-                    "AI_SERVER_DATA_DIR": str(workdir / "ai-server"),
-                    "AI_SERVER_PORT": self.ai_url.rsplit(":", 1)[1],
-                    "AI_SERVER_WORKERS": "1",
-                    "AI_SERVER_THREADS": "4",
-                    "AI_SERVER_TORCH_THREADS": "1",
-                    "AI_SERVER_LOG_LEVEL": "warning",
-                },
-                workdir / "ai-server.log",
-            )
-            self.processes.append(ai)
+            self.ai.launch()  # loading the models takes longest: the keys and the gateway meanwhile
             self.admin_key = self._key("admin")
             self.search_key = self._key("search")
-            gateway_log = workdir / "gateway.log"
-            gateway = Process("gateway", [str(BIN / "gateway"), "serve"], gateway_env, gateway_log)
-            self.processes.append(gateway)
-            ai.wait_ready(self.ai_url + "/readyz", 240)
-            gateway.wait_ready(self.url + "/readyz", 60)
+            self.gateway.launch()
+            self.ai.wait_ready()
+            self.gateway.wait_ready()
         except BaseException:
             self.stop()
             raise
 
     def _key(self, role: str) -> str:
-        path = self.workdir / f"{role}.key"
-        command = ["keys", "create", "--role", role, "--name", f"e2e {role}", "--file", str(path)]
-        subprocess.run(
-            [str(BIN / "gateway"), *command],
-            env={**os.environ, **self.gateway_env},
-            check=True,
-            capture_output=True,
-        )
-        return path.read_text().strip()
+        return self.gateway.new_key(role, name=f"e2e {role}", file=self.workdir / f"{role}.key")
 
     def enrol(self, name: str, photos: list[bytes], metadata: str | None = None) -> dict:
         files = [("image", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
@@ -146,5 +73,5 @@ class Stack:
         return response.json()
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+        self.gateway.stop()
+        self.ai.stop()

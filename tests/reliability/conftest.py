@@ -1,21 +1,15 @@
 """One ai-server and one gateway for the whole reliability run, real processes on loopback, each with its
 data directory on a small tmpfs of its own when this machine lets us mount one (root with CAP_SYS_ADMIN,
-as on CI), so that "disk full" is a real ENOSPC from the kernel. The process helpers and the OpenAPI
-contract check are the gateway tests' own (gateway/tests/conftest.py), loaded under another name."""
+as on CI), so that "disk full" is a real ENOSPC from the kernel. The process helpers and the gateway's
+OpenAPI contract check are testkit's (testing/), the same as the gateway tests use."""
 
-import importlib.util
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.append(str(REPO / "gateway" / "tests"))  # its photos module
-_spec = importlib.util.spec_from_file_location("gateway_helpers", REPO / "gateway/tests/conftest.py")
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
+import testkit
+from testkit.gateway_api import Api
 
 TMPFS_MB = 64
 
@@ -41,8 +35,14 @@ def volumes(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ai_server(volumes):
-    server = helpers.AiServer(volumes["ai"])
-    server.log = volumes["root"] / "ai-server.log"  # logs off the small volume
+    server = testkit.AiServer(
+        volumes["ai"] / "gallery",
+        log=volumes["root"] / "ai-server.log",  # logs off the small volume
+        workers=1,
+        threads=8,
+        torch_threads=1,
+        log_level="info",
+    )
     server.start()
     yield server
     server.stop()
@@ -50,9 +50,14 @@ def ai_server(volumes):
 
 @pytest.fixture(scope="session")
 def gateway(ai_server, volumes):
-    gw = helpers.Gateway(volumes["gateway"], ai_server.url, breaker_reset_s=1, rate_burst=10000)
-    gw.log = volumes["root"] / "gateway.log"
-    gw.keys = {"admin": gw.new_key("admin"), "search": gw.new_key("search")}
+    gw = testkit.Gateway(
+        volumes["gateway"] / "gateway",
+        ai_server.url,
+        log=volumes["root"] / "gateway.log",
+        breaker_reset_s=1,
+        rate_burst=10000,
+    )
+    gw.keys = {role: gw.new_key(role, name=f"test {role}") for role in ("admin", "search")}
     gw.start()
     yield gw
     gw.stop()
@@ -60,9 +65,9 @@ def gateway(ai_server, volumes):
 
 @pytest.fixture(scope="session")
 def admin(gateway):
-    return helpers.Api(gateway.url, gateway.keys["admin"])
+    return Api(gateway.url, gateway.keys["admin"])
 
 
 @pytest.fixture(scope="session")
 def search(gateway):
-    return helpers.Api(gateway.url, gateway.keys["search"])
+    return Api(gateway.url, gateway.keys["search"])

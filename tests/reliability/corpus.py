@@ -15,8 +15,8 @@ from functools import cache
 
 import numpy as np
 from PIL import Image
-
-from ai_server.research.data import data_dir, sample_canvas, validation_identities
+from testkit import PNG_SIGNATURE, celeba_people, data_dir, png_chunk, png_claiming, sample_canvas
+from testkit import encode as save
 
 OK = {(200, None)}
 NO_FACE = {(422, "no_face_found")}
@@ -33,24 +33,10 @@ class Sample:
     face: int | None = None  # which enrolled person a 200 must rank first
 
 
-def save(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
 @cache
 def face_paths(n: int = 8) -> list[str]:
-    """n validation photos of different people (paths relative to the data folder)."""
-    images = validation_identities()
-    seen, out = set(), []
-    for path, label in zip(images.paths, images.labels, strict=True):
-        if label not in seen:
-            seen.add(label)
-            out.append(str(path))
-        if len(out) == n:
-            break
-    return out
+    """The first photo of each of the first n validation identities (absolute paths)."""
+    return [str(paths[0]) for paths in list(celeba_people("celeba_val").values())[:n]]
 
 
 def face_canvas(index: int = 0, size: int = 300, face: int = 168) -> Image.Image:
@@ -66,28 +52,13 @@ def many_faces() -> Image.Image:
     return canvas
 
 
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
 def png_bomb(side: int = 30000) -> bytes:
     """A 1-bit PNG of side x side zero pixels (900 Mpx) that is about 100 KB on the wire."""
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     row = b"\x00" * (1 + side // 8)
     z = zlib.compressobj(9)
     idat = b"".join(z.compress(row) for _ in range(side)) + z.flush()
-    return (
-        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
-    )
-
-
-def png_huge_header(width: int, height: int) -> bytes:
-    """A well-formed PNG whose header claims width x height, with only a few bytes of pixel data."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return (
-        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
-    )
+    return PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
 def jpeg_huge_header(width: int = 65000, height: int = 65000) -> bytes:
@@ -159,8 +130,8 @@ def corpus() -> tuple[Sample, ...]:
         s("face_grey.jpg", save(face_canvas(2).convert("L"), "JPEG"), OK, 2),
         s("face_grey.png", save(face_canvas(3).convert("L"), "PNG"), OK, 3),
         s("face_cmyk.jpg", save(face_canvas(4).convert("CMYK"), "JPEG"), OK, 4),
-        # read correctly = like its 8-bit version (test_16bit_png_reads_like_its_8bit_version); whether a
-        # grey photo still finds its colour enrolment is the model's business, not the decoder's
+        # read correctly = like its 8-bit version (test_16bit_png_reads_like_its_8bit_version); finding
+        # its colour enrolment (face 5) is the model's: test_a_grey_16bit_photo_finds_its_colour_enrolment
         s("face_16bit_grey.png", save(grey16, "PNG"), OK),
         s("face_rgba.png", save(rgba, "PNG"), OK, 6),
         s("face_palette.png", save(face_canvas(6).convert("P", palette=Image.ADAPTIVE), "PNG"), OK, 6),
@@ -206,7 +177,7 @@ def corpus() -> tuple[Sample, ...]:
         s("corrupt_scan.jpg", corrupt_middle(jpeg), OK | NO_FACE | INVALID),
         # sizes that must be refused before decoding
         s("png_bomb_900mpx.png", png_bomb(), TOO_LARGE),
-        s("png_header_100000px.png", png_huge_header(100000, 100000), TOO_LARGE),
+        s("png_header_100000px.png", png_claiming(100000, 100000), TOO_LARGE),
         s("jpeg_header_65000px.jpg", jpeg_huge_header(), TOO_LARGE),
         s("over_10mb.jpg", jpeg + b"\x00" * (10 * 1024 * 1024), TOO_LARGE),
     )

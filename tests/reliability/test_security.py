@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 from checks import assert_clean, code
-from conftest import helpers
 from corpus import face_canvas, save
+from testkit.gateway_api import SPEC, Api, check_contract
 
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
 ADMIN_ONLY = {
@@ -39,7 +39,7 @@ def ids(admin, search):
 
 
 def operations():
-    for path, methods in helpers.SPEC["paths"].items():
+    for path, methods in SPEC["paths"].items():
         for method, operation in methods.items():
             if operation.get("security") != []:
                 yield method.upper(), path
@@ -54,7 +54,7 @@ def call(gateway, method, template, ids, key):
         kwargs["files"] = {"image": ("p.jpg", save(face_canvas(1), "JPEG"))}
         kwargs["data"] = {"name": "should not exist"}
     reply = requests.request(method, gateway.url + path, timeout=60, **kwargs)
-    helpers.check_contract(method, path, reply)
+    check_contract(method, path, reply)
     assert_clean(reply)
     return reply
 
@@ -85,7 +85,7 @@ def test_a_search_key_cannot_enrol_delete_or_list(method, template, gateway, adm
 
 
 def test_a_search_key_sees_only_its_own_searches(gateway, ids):
-    other = helpers.Api(gateway.url, gateway.new_key("search"))
+    other = Api(gateway.url, gateway.new_key("search", name="test search"))
     for path in ("", "/image"):
         reply = other("GET", f"/v1/searches/{ids['search_id']}{path}")
         assert reply.status_code == 404, reply.text

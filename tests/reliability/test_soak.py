@@ -14,6 +14,7 @@ from checks import assert_clean
 from corpus import face_canvas, save
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "0"))
+# opt-in, not "cannot run here": a plain skipif, also on CI (testkit.require is for missing capabilities)
 pytestmark = pytest.mark.skipif(not SECONDS, reason="a long test: run it with make soak (SOAK_SECONDS)")
 
 

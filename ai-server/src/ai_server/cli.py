@@ -219,11 +219,7 @@ def _gallery(args: argparse.Namespace) -> None:
         print(json.dumps(gallery.stats(), indent=2))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ai-server", description=__doc__)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_train_evaluate(sub) -> None:
     p = sub.add_parser("train", help="train or resume a run (Base or Heatmap model)")
     p.add_argument("config", help="JSON file of training options (see ai_server.train.TrainConfig)")
     p.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
@@ -246,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--identity-ci", action="store_true", help="CIs resample identities, not pairs/queries")
     p.set_defaults(run=_evaluate)
 
+
+def _add_teacher(sub) -> None:
     p = sub.add_parser("teacher", help="evaluate the distillation teacher (dlib ResNet) on the pairs sets")
     p.add_argument("--out", required=True, help="metrics JSON")
     p.add_argument("--cache", default="runs/distil/.teacher-cache", help="teacher embedding cache")
@@ -266,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--identities", type=int, help="about this many evenly spaced identities (smoke runs)")
     p.set_defaults(run=_teacher_views)
 
+
+def _add_protocol(sub) -> None:
+    """The reproduction protocol and what follows a run: ship its weights, pick the best, the report."""
     p = sub.add_parser("reproduce", help="run the paper's protocol: train and evaluate every model")
     p.add_argument("--runs", default="runs/repro", help="folder of all runs (resumed if present)")
     p.add_argument("--jobs", type=int, default=2, help="jobs at a time")
@@ -304,32 +305,47 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default=str(default_weights_dir()))
     p.set_defaults(run=_report)
 
+
+def _gallery_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="gallery folder (default: AI_SERVER_DATA_DIR or data/ai-server)")
+    p.add_argument("--model", help="manifest model (default: AI_SERVER_MODEL or the manifest's default)")
+
+
+def _add_service(sub) -> None:
     p = sub.add_parser("serve", help="run the HTTP service under gunicorn (AI_SERVER_* variables)")
     p.set_defaults(run=_serve)
-
-    def gallery_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data-dir", help="gallery folder (default: AI_SERVER_DATA_DIR or data/ai-server)")
-        p.add_argument("--model", help="manifest model (default: AI_SERVER_MODEL or the manifest's default)")
 
     p = sub.add_parser("enrol", help="enrol a folder laid out <person>/<images> (resumable)")
     p.add_argument("folder")
     p.add_argument("--aligned", action="store_true", help="the images are already aligned 112x112 crops")
     p.add_argument("--per-person", type=int, help="at most this many images per person")
     p.add_argument("--people", help="a file listing the subfolders to enrol (one per line)")
-    gallery_options(p)
+    _gallery_options(p)
     p.set_defaults(run=_enrol)
 
     p = sub.add_parser("reembed", help="compute the served model's vectors for faces that lack them")
-    gallery_options(p)
+    _gallery_options(p)
     p.set_defaults(run=_reembed)
 
     p = sub.add_parser("gallery", help="gallery statistics, export and import")
     p.add_argument("action", choices=["stats", "export", "import"])
     p.add_argument("archive", nargs="?", help="the .tar.gz to write (export) or read (import)")
-    gallery_options(p)
+    _gallery_options(p)
     p.set_defaults(run=_gallery)
 
-    args = parser.parse_args(argv)
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command, in the order `ai-server --help` lists them: research, then the service."""
+    parser = argparse.ArgumentParser(prog="ai-server", description=__doc__)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_commands in (_add_train_evaluate, _add_teacher, _add_protocol, _add_service):
+        add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

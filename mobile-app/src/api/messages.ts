@@ -84,25 +84,102 @@ export function describeError(error: unknown): Problem {
   }
 }
 
-export type ConfidenceLevel = 'likely' | 'possible' | 'unlikely';
+/** How a candidate is presented: the only three ways the app can say what a candidate is. */
+export type Verdict = 'likely' | 'possible' | 'not_a_match';
 
-/** Calibrated confidence in words. Without calibration, similarity against the no-match threshold. */
-export function confidenceLevel(
-  confidence: number | null,
-  similarity: number,
-  threshold: number | null,
-): ConfidenceLevel {
-  if (confidence !== null) {
-    if (confidence >= 0.9) return 'likely';
-    if (confidence >= 0.5) return 'possible';
-    return 'unlikely';
-  }
-  if (threshold !== null && similarity >= threshold) return 'possible';
-  return 'unlikely';
+export const VERDICT_WORDS: Record<Verdict, string> = {
+  likely: 'Likely the person',
+  possible: 'Possible match',
+  not_a_match: 'Not a reliable match',
+};
+
+/** The confidence from which a possible match reads as likely (never below the operator's level). */
+export const LIKELY_CONFIDENCE = 0.9;
+
+export interface CandidateWords {
+  verdict: Verdict;
+  /** the probability in whole percent (rounded down); only for a calibrated candidate presented as a match */
+  percent: number | null;
+  /** what the card shows, e.g. "Possible match · 62%" */
+  text: string;
+  /** the same words for a screen reader, e.g. "Possible match, 62 percent" */
+  label: string;
 }
 
-export const CONFIDENCE_WORDS: Record<ConfidenceLevel, string> = {
-  likely: 'Likely the same person',
-  possible: 'Possible',
-  unlikely: 'Unlikely',
-};
+/**
+ * The one rule for what a candidate is called, from the search's own decision.
+ * - The search says no match: nobody is a match, whatever the numbers.
+ * - A search calibration (`minConfidence` and the candidate's `confidence` both numbers): likely at
+ *   max(0.9, minConfidence), possible at minConfidence, otherwise not a match; the percentage only with
+ *   likely or possible.
+ * - Otherwise (a model without a search calibration, or a search stored before `min_confidence`, whose
+ *   confidence was a pair probability and means something else): the similarity against `threshold`,
+ *   possible at most, and no percentage.
+ */
+export function candidateWords(
+  confidence: number | null,
+  similarity: number,
+  minConfidence: number | null | undefined,
+  threshold: number | null,
+  noMatch: boolean,
+): CandidateWords {
+  const level = minConfidence ?? null;
+  const calibrated = confidence !== null && level !== null;
+  let verdict: Verdict = 'not_a_match';
+  if (!noMatch && calibrated) {
+    if (confidence >= Math.max(LIKELY_CONFIDENCE, level)) verdict = 'likely';
+    else if (confidence >= level) verdict = 'possible';
+  } else if (!noMatch && threshold !== null && similarity >= threshold) {
+    verdict = 'possible';
+  }
+  // rounded down, so a 0.899 "possible" never reads as the 90% of "likely"; 1e-9: 0.57 * 100 is 56.99...
+  const percent = calibrated && verdict !== 'not_a_match' ? Math.floor(confidence * 100 + 1e-9) : null;
+  const words = VERDICT_WORDS[verdict];
+  return {
+    verdict,
+    percent,
+    text: percent === null ? words : `${words} · ${percent}%`,
+    label: percent === null ? words : `${words}, ${percent} percent`,
+  };
+}
+
+/** What a search result needs for its words (a fresh match, the app's Results, or a stored search's result). */
+export interface Decided {
+  matches: { name: string | null; similarity: number; confidence: number | null }[];
+  no_match: boolean;
+  /** absent in searches stored before the gateway recorded it */
+  min_confidence?: number | null;
+  threshold: number | null;
+}
+
+export interface ResultWords {
+  /** true when nobody is presented as a match: the "No reliable match" banner */
+  noMatch: boolean;
+  /** the words of each candidate, in the order of `matches` */
+  candidates: CandidateWords[];
+  /** the heading over the candidates; null when the result lists none */
+  heading: string | null;
+  /** the history list's one line */
+  summary: string;
+}
+
+export const NO_MATCH_WORDS = 'No reliable match';
+export const CLOSEST_HEADING = 'Closest people — not a match';
+
+/** A whole result in words, every candidate by `candidateWords`, so the banner and the cards cannot disagree. */
+export function resultWords(result: Decided): ResultWords {
+  const candidates = result.matches.map((m) =>
+    candidateWords(m.confidence, m.similarity, result.min_confidence, result.threshold, result.no_match),
+  );
+  const best = candidates.findIndex((c) => c.verdict !== 'not_a_match');
+  const noMatch = best < 0;
+  let heading: string | null = null;
+  if (result.matches.length > 0) heading = noMatch ? CLOSEST_HEADING : `Top ${result.matches.length} people`;
+  const name = noMatch ? '' : (result.matches[best].name ?? 'deleted person');
+  return {
+    noMatch,
+    candidates,
+    heading,
+    summary: noMatch ? NO_MATCH_WORDS : `${VERDICT_WORDS[candidates[best].verdict]}: ${name}`,
+  };
+}

@@ -903,7 +903,7 @@ export interface components {
             metadata: Record<string, unknown>;
             /** @description cosine similarity of the best face of this person */
             similarity: number;
-            /** @description calibrated probability that it is the same person */
+            /** @description probability that this candidate is the person in the photo, for a search in a gallery of this many people (`gallery.persons`), fitted on one-shot searches of validation identities of whom half were enrolled (AI_SERVER_ENROLLED_PRIOR moves that share); the event is 'the searched person is this enrolled person', not 'two photos show one person'. Null when the served model has no search calibration: then `threshold` decides and no probability is shown */
             confidence: number | null;
             face_id: number;
             /** @description gateway path of the matched photo's thumbnail; null once deleted */
@@ -929,9 +929,11 @@ export interface components {
             /** @description answered from the result cache without inference */
             cached: boolean;
             matches: components["schemas"]["Match"][];
-            /** @description true when no person is similar enough for a reliable match */
+            /** @description true exactly when no candidate's confidence reaches `min_confidence` (for a model without a search calibration: when no candidate's similarity reaches `threshold`); no candidate below that level is a likely match */
             no_match: boolean;
-            /** @description the no-match similarity threshold */
+            /** @description the probability a candidate's confidence must reach for a reliable match (the operator's AI_SERVER_MIN_CONFIDENCE); null when `threshold` decides instead */
+            min_confidence: number | null;
+            /** @description only for a model without a search calibration: the similarity the best candidate must reach (FAR 1e-3 on validation pairs); null when `min_confidence` decides */
             threshold: number | null;
             face: components["schemas"]["Face"];
             model: components["schemas"]["Model"];
@@ -952,9 +954,11 @@ export interface components {
         };
         SearchResult: {
             matches: components["schemas"]["Match"][];
-            /** @description true when no person is similar enough for a reliable match */
+            /** @description true exactly when no candidate's confidence reaches `min_confidence` (for a model without a search calibration: when no candidate's similarity reaches `threshold`); no candidate below that level is a likely match */
             no_match: boolean;
-            /** @description the no-match similarity threshold */
+            /** @description the probability a candidate's confidence must reach for a reliable match (the operator's AI_SERVER_MIN_CONFIDENCE); null when `threshold` decides instead */
+            min_confidence?: number | null;
+            /** @description only for a model without a search calibration: the similarity the best candidate must reach (FAR 1e-3 on validation pairs); null when `min_confidence` decides */
             threshold: number | null;
             face: components["schemas"]["Face"];
             model: components["schemas"]["Model"];

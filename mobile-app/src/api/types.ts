@@ -43,7 +43,11 @@ export interface Results {
   search_id: string;
   matches: Match[];
   no_match: boolean;
+  /** the level no_match was decided by; null without a search calibration and in searches stored before it */
+  min_confidence: number | null;
   threshold: number | null;
+  /** how many people were enrolled when it was searched */
+  gallery_persons: number;
   image_url: string;
   heatmap_url: string | null;
   feedback: StoredFeedback[];
@@ -62,7 +66,9 @@ export function fromMatch(response: MatchResponse): Results {
     search_id: response.search_id,
     matches: response.matches,
     no_match: response.no_match,
+    min_confidence: response.min_confidence,
     threshold: response.threshold,
+    gallery_persons: response.gallery.persons,
     image_url: response.image_url,
     heatmap_url: response.heatmap_url,
     feedback: [],
@@ -74,7 +80,9 @@ export function fromSearch(search: Search): Results {
     search_id: search.id,
     matches: search.result.matches,
     no_match: search.result.no_match,
+    min_confidence: search.result.min_confidence ?? null,
     threshold: search.result.threshold,
+    gallery_persons: search.result.gallery.persons,
     image_url: search.image_url,
     heatmap_url: search.heatmap_url,
     feedback: search.feedback ?? [],

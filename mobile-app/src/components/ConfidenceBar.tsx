@@ -1,40 +1,30 @@
 import { StyleSheet, Text, View } from 'react-native';
 
-import { CONFIDENCE_WORDS, confidenceLevel } from '../api/messages';
+import type { CandidateWords } from '../api/messages';
 import { useTheme } from './theme';
 
 interface Props {
-  confidence: number | null;
-  similarity: number;
-  threshold: number | null;
+  words: CandidateWords;
 }
 
-/** Calibrated confidence as words and a bar; the bar is decoration, the words carry the meaning. */
-export function ConfidenceBar({ confidence, similarity, threshold }: Props) {
+/**
+ * What a candidate is, in words (`candidateWords`), and a bar only beside a calibrated percentage: a candidate
+ * that is not presented as a match gets neither a percentage nor a filled bar.
+ */
+export function ConfidenceBar({ words }: Props) {
   const theme = useTheme();
-  const level = confidenceLevel(confidence, similarity, threshold);
-  const colour = { likely: theme.success, possible: theme.warning, unlikely: theme.muted }[level];
-  const fraction = confidence ?? Math.max(0, Math.min(1, similarity));
-  const percent = Math.round(fraction * 100);
-  const words = CONFIDENCE_WORDS[level];
+  const colour = { likely: theme.success, possible: theme.warning, not_a_match: theme.muted }[words.verdict];
   return (
-    <View
-      accessible
-      accessibilityLabel={
-        confidence === null ? `${words}, confidence not calibrated` : `${words}, confidence ${percent} percent`
-      }
-      style={styles.wrap}
-    >
-      <Text style={[styles.words, { color: colour }]}>
-        {words}
-        {confidence === null ? '' : ` · ${percent}%`}
-      </Text>
-      <View style={[styles.track, { backgroundColor: theme.barTrack }]}>
-        <View
-          testID="confidence-fill"
-          style={[styles.fill, { width: `${percent}%`, backgroundColor: colour }]}
-        />
-      </View>
+    <View accessible accessibilityLabel={words.label} style={styles.wrap}>
+      <Text style={[styles.words, { color: colour }]}>{words.text}</Text>
+      {words.percent === null ? null : (
+        <View style={[styles.track, { backgroundColor: theme.barTrack }]}>
+          <View
+            testID="confidence-fill"
+            style={[styles.fill, { width: `${words.percent}%`, backgroundColor: colour }]}
+          />
+        </View>
+      )}
     </View>
   );
 }

@@ -1,6 +1,6 @@
 import { StyleSheet, Text, View } from 'react-native';
 
-import { describeError } from '../api/messages';
+import { type CandidateWords, describeError } from '../api/messages';
 import type { Match } from '../api/types';
 import type { FeedbackStatus } from '../hooks/useFeedback';
 import { Button } from './Button';
@@ -10,7 +10,8 @@ import { useTheme } from './theme';
 
 interface Props {
   match: Match;
-  threshold: number | null;
+  /** what this candidate is called, from `resultWords` */
+  words: CandidateWords;
   feedback?: FeedbackStatus;
   onFeedback: (correct: boolean) => void;
 }
@@ -21,8 +22,8 @@ function feedbackText(status: FeedbackStatus): string {
   return status.correct ? 'Thanks: marked as the right person' : 'Thanks: marked as not this person';
 }
 
-/** One ranked person: thumbnail, name, similarity, confidence and the feedback buttons. */
-export function ResultCard({ match, threshold, feedback, onFeedback }: Props) {
+/** One ranked person: thumbnail, name, similarity, what the search makes of them, and the feedback buttons. */
+export function ResultCard({ match, words, feedback, onFeedback }: Props) {
   const theme = useTheme();
   const name = match.name ?? 'Deleted person';
   const busy = feedback?.state === 'sending';
@@ -38,7 +39,7 @@ export function ResultCard({ match, threshold, feedback, onFeedback }: Props) {
             {match.rank}. {name}
           </Text>
           <Text style={{ color: theme.muted }}>Similarity {match.similarity.toFixed(2)}</Text>
-          <ConfidenceBar confidence={match.confidence} similarity={match.similarity} threshold={threshold} />
+          <ConfidenceBar words={words} />
         </View>
       </View>
       <View style={styles.buttons}>

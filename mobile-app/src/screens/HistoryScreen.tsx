@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { ActivityIndicator, Pressable, StyleSheet, Text, View } from 'react-native';
 
+import { resultWords } from '../api/messages';
 import type { Search } from '../api/types';
 import { Button } from '../components/Button';
 import { GatewayImage } from '../components/GatewayImage';
@@ -16,9 +17,7 @@ function when(seconds: number): string {
 }
 
 function summary(item: Search): string {
-  const best = item.result.matches[0];
-  if (item.result.no_match || !best) return 'No reliable match';
-  return `Best match: ${best.name ?? 'deleted person'}`;
+  return resultWords(item.result).summary;
 }
 
 /** Past searches, newest first; each reopens its results. */

@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import { Pressable, StyleSheet, Text, View } from 'react-native';
 
+import { NO_MATCH_WORDS, resultWords } from '../api/messages';
 import type { Results } from '../api/types';
 import { GatewayImage } from '../components/GatewayImage';
 import { ResultCard } from '../components/ResultCard';
@@ -11,12 +12,13 @@ interface Props {
   result: Results;
 }
 
-/** The query face (with a heatmap toggle), the no-match notice, and the ranked people. */
+/** The query face (with a heatmap toggle), the no-match notice, and the ranked people, all worded by `resultWords`. */
 export function ResultsView({ result }: Props) {
   const theme = useTheme();
   const [heatmap, setHeatmap] = useState(false);
   const { byPerson, send } = useFeedback(result.search_id, result.feedback);
   const canToggle = !!result.heatmap_url;
+  const words = resultWords(result);
 
   return (
     <View style={styles.wrap}>
@@ -52,31 +54,35 @@ export function ResultsView({ result }: Props) {
         ) : null}
       </View>
 
-      {result.no_match ? (
+      {words.noMatch ? (
         <View
           testID="no-match"
           accessibilityRole="alert"
           style={[styles.noMatch, { borderColor: theme.warning, backgroundColor: theme.card }]}
         >
-          <Text style={[styles.noMatchTitle, { color: theme.text }]}>No reliable match</Text>
+          <Text style={[styles.noMatchTitle, { color: theme.text }]}>{NO_MATCH_WORDS}</Text>
           <Text style={{ color: theme.text }}>
-            Nobody in the gallery is similar enough to this face to be a reliable match. The closest people are
-            listed below only for reference.
+            Nobody in the gallery is a reliable match for this face.
+            {result.matches.length > 0
+              ? ' The closest people are listed below for reference only: none of them is a match.'
+              : ''}
           </Text>
         </View>
       ) : null}
 
-      <Text accessibilityRole="header" style={[styles.heading, { color: theme.text }]}>
-        {result.no_match ? 'Closest people' : `Top ${result.matches.length} people`}
-      </Text>
-      {result.matches.length === 0 ? (
+      {words.heading ? (
+        <Text testID="results-heading" accessibilityRole="header" style={[styles.heading, { color: theme.text }]}>
+          {words.heading}
+        </Text>
+      ) : null}
+      {result.matches.length === 0 && result.gallery_persons === 0 ? (
         <Text style={{ color: theme.muted }}>The gallery is empty: nobody is enrolled yet.</Text>
       ) : null}
-      {result.matches.map((match) => (
+      {result.matches.map((match, i) => (
         <ResultCard
           key={match.person_id}
           match={match}
-          threshold={result.threshold}
+          words={words.candidates[i]}
           feedback={byPerson[match.person_id]}
           onFeedback={(correct) => void send(match.person_id, correct)}
         />

@@ -5,7 +5,6 @@ training and evaluation never touch the disk or a Python per-image loop again.
 """
 
 import hashlib
-import io
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -240,21 +239,3 @@ def load_images(paths: list[str], root: Path | None = None) -> torch.Tensor:
     if not arrays:
         return torch.empty(0, 3, 112, 112, dtype=torch.uint8)
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-
-
-def sample_canvas(path: str | os.PathLike, size: int = 300, face: int = 168) -> Image.Image:
-    """An aligned crop (relative to the data folder, or absolute) scaled and placed on a larger canvas, so
-    that the real detector and aligner have a face to find, as in an uploaded photo (tests, benchmarks)."""
-    crop = Image.open(data_dir() / path).convert("RGB").resize((face, face), Image.BILINEAR)
-    canvas = Image.new("RGB", (size, size), (40, 40, 40))
-    canvas.paste(crop, ((size - face) // 2, (size - face) // 3))
-    return canvas
-
-
-def sample_photo(
-    path: str | os.PathLike, size: int = 300, face: int = 168, fmt: str = "JPEG", **options
-) -> bytes:
-    """`sample_canvas` encoded as an upload (`options` go to Pillow's save, e.g. quality)."""
-    buffer = io.BytesIO()
-    sample_canvas(path, size, face).save(buffer, fmt, **options)
-    return buffer.getvalue()

@@ -31,13 +31,17 @@ class FileStore:
         return self.root / "thumbs" / f"{token}.jpg"
 
     def write(self, faces: list[NewFace]) -> list[str]:
-        """Write every face's crop and thumbnail durably; their new tokens, in order."""
+        """Write every face's crop and thumbnail durably; their new tokens, in order. All or nothing: when
+        one write fails (a full disk, an interrupted worker), the files already written are removed."""
         tokens = []
-        for face in faces:
-            token = secrets.token_hex(16)
-            atomic_write(self.crop(token), _png(face.crop))
-            atomic_write(self.thumbnail(token), face.thumbnail)
-            tokens.append(token)
+        try:
+            for face in faces:
+                tokens.append(secrets.token_hex(16))
+                atomic_write(self.crop(tokens[-1]), _png(face.crop))
+                atomic_write(self.thumbnail(tokens[-1]), face.thumbnail)
+        except BaseException:
+            self.remove(tokens)
+            raise
         return tokens
 
     def remove(self, tokens: list[str]) -> None:
@@ -66,7 +70,8 @@ def _png(crop: np.ndarray) -> bytes:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write, fsync, rename: after a crash the file is either complete or absent."""
+    """Write, fsync, rename: after a crash the file is either complete or absent, and after a failed write
+    (a full disk, or any other error, an interrupt included) no partial temporary file is left behind."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
@@ -74,6 +79,6 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError:  # e.g. a full disk: leave no partial file behind
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -8,11 +8,13 @@ import base64
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from flask import Blueprint, g, jsonify, request
 
 from .. import telemetry
 from ..gallery import Match
 from ..pipeline.engine import Photo, Space
+from ..pipeline.faces import ALIGNED_SIZE
 from ..pipeline.render import overlay_png
 from .inputs import aligned_input, bool_param, int_param, one_upload, service
 from .outputs import model_info, thumbnail_url, timings_ms
@@ -101,3 +103,28 @@ def _match_entry(rank: int, match: Match, confidence: float | None) -> dict:
         "face_id": match.face_id,
         "thumbnail_url": thumbnail_url(match.person_id, match.face_id),
     }
+
+
+@blueprint.post("/v1/embed")
+def embed():
+    """The face's vector in every served space and the served model's heatmap of it."""
+    engine, _ = service().require()
+    seconds: dict = {}
+    photo = _photo(aligned_input(), seconds)
+    vectors = engine.vectors(photo.aligned, explain=True)
+    seconds.update(vectors.seconds)
+    overlay = overlay_png(photo.aligned, vectors.explanation)
+    return jsonify(
+        {
+            "request_id": g.request_id,
+            "model": model_info(engine.default_space),
+            "face": photo.describe(),
+            "vectors": {key: np.round(v, 7).tolist() for key, v in vectors.by_space.items()},
+            "heatmap": {
+                "size": ALIGNED_SIZE,
+                "values": np.round(vectors.explanation, 4).tolist(),
+                "overlay_png": base64.b64encode(overlay).decode(),
+            },
+            "timings_ms": timings_ms(seconds),
+        }
+    )
