@@ -122,6 +122,25 @@ def by_gallery_size(runs: list[dict], identities: str, label, path: Path) -> Non
     _save(fig, path)
 
 
+def reliability(rows: list[tuple[str, list[dict]]], path: Path) -> None:
+    """Reliability diagrams: per probability bin, how often the candidates shown were the person."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="black", lw=0.5, label="perfect calibration")
+    for label, bins in rows:
+        x = [b["mean_probability"] for b in bins]
+        y = [b["fraction_right"] for b in bins]
+        ax.plot(x, y, marker="o", label=label)
+        for b, xi, yi in zip(bins, x, y, strict=True):
+            ax.annotate(str(b["n"]), (xi, yi), fontsize=6, textcoords="offset points", xytext=(3, -8))
+    ax.set_xlabel("confidence shown (mean per bin)")
+    ax.set_ylabel("fraction that were the person")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    _save(fig, path)
+
+
 def curves(runs: list[dict], keys: list[tuple[str, str]], path: Path) -> None:
     """Per-epoch curves from the runs' logs, one panel per (log key, axis label); a run continued from
     another starts where that one ended (its `init_from`), so a model's whole training shows as one line."""

@@ -24,10 +24,15 @@ def _label(run: dict) -> str:
         return "dlib ResNet teacher (not served)"
     if name == "previous-default":
         return "previous default: ShuffleNetV2 Heatmap-distilled, 225 identities"
-    config = run.get("config", {})
+    config, log = run.get("config", {}), run.get("log", [])
     kind = {"base": "Base", "heatmap": "Heatmap", "control": "Base trained on (control)"}[name.split("-")[0]]
-    arc = f", ArcFace weight {config['arcface_weight']:g}" if name.startswith("base") else ""
-    return f"ShuffleNetV2 {kind}{arc}"
+    width = config.get("arch", "shufflenet_v2_x1_0").rsplit("_", 2)[-2:]
+    label = f"ShuffleNetV2 {width[0]}.{width[1]} {kind}"
+    if name.startswith("base"):
+        label += f", ArcFace weight {config['arcface_weight']:g}"
+    if log and log[-1]["epoch"] < config["epochs"]:
+        label += f" (probe: {log[-1]['epoch']} of {config['epochs']} epochs)"
+    return label
 
 
 def _order(runs: dict[str, dict]) -> list[dict]:
@@ -120,6 +125,13 @@ def training_table(trained: list[dict]) -> str:
     return table(header, rows)
 
 
+def _best(trained: list[dict]) -> dict:
+    """The student the service serves: of those trained to the end of their schedule (not a probe), the
+    best at one-shot top-1 on celeba_ext val (never LFW)."""
+    finished = [r for r in trained if r["log"][-1]["epoch"] == r["config"]["epochs"]] or trained
+    return max(finished, key=lambda r: r["metrics"]["identification"][VAL]["embedding"]["top1"])
+
+
 def _overlap(a: list[float], b: list[float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
@@ -130,7 +142,7 @@ def findings(runs: dict[str, dict], targets: dict | None) -> list[str]:
     trained = [r for r in runs.values() if "log" in r]
     if not trained:
         return out
-    best = max(trained, key=lambda r: r["metrics"]["identification"][VAL]["embedding"]["top1"])
+    best = _best(trained)
     shown = best.get("shipped", best["metrics"])
     i, lfw = shown["identification"][VAL]["embedding"], shown["verification"][LFW]["embedding"]
     out.append(
@@ -177,6 +189,57 @@ def findings(runs: dict[str, dict], targets: dict | None) -> list[str]:
             f"{targets['seconds_this_call'] / 3600:.1f} hours."
         )
     return out
+
+
+def search_calibration(run: dict, figures_dir: Path) -> str:
+    """Issue 19: the search probability the service shows, checked on identities it was not fitted on."""
+    m = run.get("shipped", run["metrics"])
+    model = m["identification"][VAL]["embedding"].get("calibration")
+    if not model:
+        return "No search calibration measured for this model."
+    held = model["heldout"]
+    figures.reliability(
+        [
+            (f"top-1 candidates (ECE {held['ece_top1']:.3f})", held["reliability_top1"]),
+            (f"all top-5 candidates (ECE {held['ece_top5']:.3f})", held["reliability_top5"]),
+        ],
+        figures_dir / "search_reliability.png",
+    )
+    bins = table(
+        ["confidence bin", "top-1 candidates", "mean confidence", "fraction that were the person"],
+        [
+            [
+                f"{b['bin'][0]:.1f}-{b['bin'][1]:.1f}",
+                str(b["n"]),
+                f"{b['mean_probability']:.3f}",
+                f"{b['fraction_right']:.3f}",
+            ]
+            for b in held["reliability_top1"]
+        ],
+    )
+    sizes = table(
+        ["people enrolled", "ECE, top-1 candidates"],
+        [
+            [n, f"{e:.3f}"]
+            for n, e in sorted(held["ece_top1_by_gallery_size"].items(), key=lambda x: int(x[0]))
+        ],
+    )
+    coef = dict(zip(model["features"], model["top1"]["coef"], strict=True))
+    return "\n\n".join(
+        [
+            f"Model {run['name']}{' (as shipped)' if 'shipped' in run else ''}: fitted on searches over "
+            f"{held['heldout_identities']} val identities, checked on searches over the other "
+            f"{held['heldout_identities']} ({held['heldout_candidates']:,} candidates; galleries of 1 to "
+            f"{max(int(n) for n in held['ece_top1_by_gallery_size'])} people, half of the queries of people "
+            f"not enrolled). For the top candidate, each unit of log(gallery size) moves the log-odds by "
+            f"{coef['log_gallery_size']:+.2f}: the same similarity means less in a larger gallery, and the "
+            "service applies that to the gallery it searches (AI_SERVER_ENROLLED_PRIOR moves the assumed "
+            "share of searches for someone enrolled).",
+            "![search reliability](figures/search_reliability.png)",
+            bins,
+            sizes,
+        ]
+    )
 
 
 def _cost(results: Path) -> str:
@@ -226,6 +289,8 @@ def section(results: Path, figures_dir: Path) -> str:
             "![ROC students](figures/roc_students.png)",
             "![top-1 vs gallery size](figures/students_gallery_size.png)",
             "### As shipped (float16 files, measured again)\n\n" + shipped_table(ordered),
+            "### The confidence a search shows (the served default's search calibration)\n\n"
+            + search_calibration(_best(trained), figures_dir),
             "### Training: per-epoch curves and cost\n\n" + training_table(trained),
             "![per-epoch curves](figures/students_epochs.png)",
             _cost(results),
