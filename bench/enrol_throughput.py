@@ -55,7 +55,7 @@ def main() -> None:
     ):
         faces = report.get("faces", report.get("faces_added", 0))
         rows.append({"input": name, "faces": faces, "seconds": seconds, "per_s": faces / (seconds - fixed)})
-    print(f"### Enrolment with `ai-server enrol` ({args.threads} torch threads, {len(ids)} persons x "
+    print(f"### Enrolment with `ai-server enrol` ({args.threads} threads per process, {len(ids)} persons x "
           f"{args.per_person} photos)\n")  # fmt: skip
     print("| input | faces | wall s | faces/s (model loading taken off) |")
     print("|---|---|---|---|")

@@ -41,18 +41,20 @@ def measure(model: str, queries: int, explain: bool) -> dict[str, list[float]]:
         try:
             for label, paths in by_person.items():
                 files = {"image": ("0.jpg", sample_photo(paths[0]), "image/jpeg")}
-                requests.post(url + "/v1/persons", data={"name": str(label)}, files=files, timeout=60)
+                server.call("POST", "/v1/persons", data={"name": str(label)}, files=files)
             probes = [p for paths in by_person.values() for p in paths[1:3]][:queries]
             photos = [sample_photo(p) for p in probes]
             for photo in photos[:5]:  # warm both workers
-                requests.post(url + "/v1/match", files={"image": ("q.jpg", photo)}, timeout=60)
+                server.call("POST", "/v1/match", files={"image": ("q.jpg", photo)})
             times: dict[str, list[float]] = {s: [] for s in [*STAGES, "round trip"]}
+            session = requests.Session()
             for photo in photos:
                 started = time.perf_counter()
-                response = requests.post(
+                response = session.post(
                     url + "/v1/match",
                     data={"explain": str(explain).lower()},
                     files={"image": ("q.jpg", photo)},
+                    headers=server.headers,
                 )
                 times["round trip"].append(1000 * (time.perf_counter() - started))
                 timings = response.json().get("timings_ms", {})
@@ -76,7 +78,7 @@ def main() -> None:
         for explain in (False, True):
             results[f"{model}{' explain' if explain else ''}"] = measure(model, args.queries, explain)
     print(f"/v1/match, {args.queries} sequential queries, gallery of 62 persons, {os.cpu_count()} cores")
-    print("ms p50 / p95".ljust(16) + "".join(name.rjust(34) for name in results))
+    print("ms p50 / p95".ljust(16) + "".join(name.rjust(38) for name in results))
     for stage in [*STAGES, "round trip"]:
         cells = []
         for times in results.values():
@@ -84,7 +86,7 @@ def main() -> None:
             cells.append(
                 f"{np.percentile(values, 50):.1f} / {np.percentile(values, 95):.1f}" if values else "-"
             )
-        print(stage.ljust(16) + "".join(c.rjust(34) for c in cells))
+        print(stage.ljust(16) + "".join(c.rjust(38) for c in cells))
     if args.json:
         summary = {
             name: {s: [np.percentile(v, 50), np.percentile(v, 95)] for s, v in t.items() if v}

@@ -1,6 +1,7 @@
 -- wrk script for bench/wrk_match.py: POSTs prepared multipart bodies round-robin and counts statuses
 -- (with the error code for 4xx/5xx, e.g. 503/overloaded).
--- Arguments after --: folder with body1.bin..bodyN.bin, N, API key, multipart boundary.
+-- Arguments after --: folder with body1.bin..bodyN.bin, N, API key, multipart boundary, and the ai-server's
+-- shared secret for runs straight at it (empty through the gateway).
 local threads = {}
 local counter = 0
 
@@ -22,6 +23,9 @@ function init(args)
     ["Content-Type"] = "multipart/form-data; boundary=" .. args[4],
     ["X-API-Key"] = args[3],
   }
+  if args[5] and args[5] ~= "" then
+    headers["Authorization"] = "Bearer " .. args[5]
+  end
   i = offset * 7
   statuses = {}
 end

@@ -1,13 +1,15 @@
-"""End to end under load: wrk against the gateway's /v1/match with a real gallery, 1 to 64 connections.
+"""End to end under load: wrk against the gateway's /v1/match with a 10,000-face gallery, 1 to 64 connections.
 
-Starts a private ai-server (its defaults: 2 workers, 1 torch thread each) with the CelebA validation
-identities enrolled by `ai-server enrol` (1 photo each), and a gateway in front with its defaults except
-the result cache (off, so every request reaches the ai-server) and the per-key rate limit (out of the way).
-wrk posts 32 different photos round-robin (Lua: bench/wrk_match.lua) and counts every status with its
-error code. Each run starts once the gateway has nothing left waiting from the one before. Then the same
-at 1 and 8 connections straight at the ai-server (the gateway's overhead under load), and one run at 128
-connections, beyond the gateway's 8 in flight + 64 waiting, where the only extra answers allowed are
-clean 503s. Usage: python bench/wrk_match.py [--seconds 10] [--json out.json]
+Starts a private ai-server (its defaults: 2 workers, 1 ONNX Runtime thread each) on a gallery of 10,000
+real faces (2 aligned crops each of 5,000 celeba_ext identities, enrolled once by `ai-server enrol` and kept
+under .cache/bench, per model version), and a gateway in front with its defaults except the result cache
+(off, so every request reaches the ai-server) and the per-key rate limit (out of the way). wrk posts 32
+different photos (other photos of enrolled persons) round-robin (Lua: bench/wrk_match.lua) and counts every
+status with its error code. Each run starts once the gateway has nothing left waiting from the one before.
+Then the same at 1 and 8 connections straight at the ai-server (with its shared secret: the gateway's
+overhead under load), and one run at 128 connections, beyond the gateway's 8 in flight + 64 waiting, where
+the only extra answers allowed are clean 503s.
+Usage: python bench/wrk_match.py [--seconds 10] [--json out.json]
 """
 
 import argparse
@@ -25,22 +27,51 @@ import requests
 from gateway_overhead import READY
 from testkit import BIN, AiServer, Gateway, data_dir, sample_photo
 
-from ai_server.research import data
+from ai_server.core.weights import default_weights_dir, load_manifest
 
 DATA = data_dir()
+GALLERY_PERSONS, FACES_EACH = 5000, 2
 
 HERE = Path(__file__).resolve().parent
 BOUNDARY = "wrkbench7f3a"
 
 
+def people(n: int = GALLERY_PERSONS) -> list[Path]:
+    """The first `n` celeba_ext identities with at least FACES_EACH + 1 crops: enrolled, then queried."""
+    root = DATA / "faces112" / "celeba_ext"
+    found = []
+    for person in sorted(p for p in root.iterdir() if p.is_dir()):
+        if len(list(person.glob("*.jpg"))) > FACES_EACH:
+            found.append(person)
+        if len(found) == n:
+            break
+    return found
+
+
+def gallery(cache: Path, env: dict) -> Path:
+    """The 10,000-face gallery for the served model's version, enrolled once (`ai-server enrol`)."""
+    manifest = load_manifest(default_weights_dir(), verify=False)
+    version = manifest["models"][manifest["default"]]["sha256"][:12]
+    folder = cache / f"gallery-{GALLERY_PERSONS}x{FACES_EACH}-{version}"
+    if (folder / ".complete").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    ids = cache / "gallery-ids.txt"
+    ids.parent.mkdir(parents=True, exist_ok=True)
+    ids.write_text("\n".join(p.name for p in people()) + "\n")
+    enrol = [BIN / "ai-server", "enrol", DATA / "faces112" / "celeba_ext", "--aligned", "--per-person",
+             str(FACES_EACH), "--people", ids]  # fmt: skip
+    subprocess.run(
+        enrol, env={**os.environ, **env, "AI_SERVER_DATA_DIR": str(folder)}, check=True, capture_output=True
+    )
+    (folder / ".complete").touch()
+    return folder
+
+
 def bodies(folder: Path, n: int) -> None:
-    images = data.validation_identities()
-    seen = set()
-    for path, label in zip(images.paths, images.labels, strict=True):
-        if label in seen or len(seen) == n:
-            continue
-        seen.add(label)
-        jpeg = sample_photo(path)
+    """Multipart bodies of `n` photos: a crop of an enrolled person that was not enrolled."""
+    for i, person in enumerate(people()[:: GALLERY_PERSONS // n][:n], start=1):
+        jpeg = sample_photo(sorted(person.glob("*.jpg"))[FACES_EACH])
         body = (
             (
                 f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="k"\r\n\r\n5\r\n'
@@ -50,13 +81,14 @@ def bodies(folder: Path, n: int) -> None:
             + jpeg
             + f"\r\n--{BOUNDARY}--\r\n".encode()
         )
-        (folder / f"body{len(seen)}.bin").write_bytes(body)
+        (folder / f"body{i}.bin").write_bytes(body)
 
 
-def wrk(url: str, connections: int, seconds: int, folder: Path, n: int, key: str) -> dict:
+def wrk(url: str, connections: int, seconds: int, folder: Path, n: int, key: str, secret: str = "") -> dict:
+    """One wrk run; `key` is the gateway API key, `secret` the ai-server's (direct runs)."""
     command = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds}s",
                "--timeout", "30s", "-s", str(HERE / "wrk_match.lua"), url, "--", str(folder), str(n), key,
-               BOUNDARY]  # fmt: skip
+               BOUNDARY, secret]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = {"connections": connections, "statuses": {}}
     for line in out.splitlines():
@@ -105,15 +137,13 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: make wrk (apt-get install wrk)")
+    load = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="wrk-bench-"))
     (tmp / "bodies").mkdir()
     bodies(tmp / "bodies", args.photos)
     log = tmp / "services.log"
     ai = AiServer(tmp / "gallery", log=log, **READY)
-    people = DATA / "splits" / "celeba_val_ids.txt"
-    enrol = [BIN / "ai-server", "enrol", DATA / "faces112" / "celeba", "--aligned", "--per-person", "1",
-             "--people", people]  # fmt: skip
-    subprocess.run(enrol, env={**os.environ, **ai.env}, check=True, capture_output=True)
+    shutil.copytree(gallery(HERE.parent / ".cache" / "bench", ai.env), tmp / "gallery")
     settings = {"cache_entries": 0, "rate_per_minute": 10000000, "rate_burst": 1000000}
     gw = Gateway(tmp / "gateway", ai.url, log=log, ready_path="/readyz", **READY, **settings)
     key = gw.new_key("search")
@@ -130,9 +160,8 @@ def main() -> None:
             runs.append(("gateway", wrk(gateway, c, args.seconds, tmp / "bodies", args.photos, key)))
             if c <= 8:
                 drained(f"http://127.0.0.1:{gw_port}")
-                runs.append(
-                    ("ai-server direct", wrk(direct, c, args.seconds, tmp / "bodies", args.photos, key))
-                )
+                direct_run = wrk(direct, c, args.seconds, tmp / "bodies", args.photos, key, ai.secret)
+                runs.append(("ai-server direct", direct_run))
         if args.overload:
             drained(f"http://127.0.0.1:{gw_port}")
             runs.append(
@@ -144,13 +173,15 @@ def main() -> None:
     finally:
         for service in processes:
             service.stop()
+    faces = f"{GALLERY_PERSONS * FACES_EACH:,} faces of {GALLERY_PERSONS:,} persons"
     print(f"### wrk against /v1/match ({args.seconds} s per run, {args.photos} different photos, gallery of "
-          f"{len(people.read_text().split())} persons, result cache off)\n")  # fmt: skip
+          f"{faces}, result cache off)\n")  # fmt: skip
     columns = "target|connections|req/s|p50 ms|p90 ms|p99 ms|max ms|non-2xx|socket errors, timeouts|statuses"
     print(f"| {' | '.join(columns.split('|'))} |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for target, r in runs:
         print(row(target, r))
+    print(f"\nLoad average {load:.1f} before, {os.getloadavg()[0]:.1f} after.")
     if args.json:
         Path(args.json).write_text(json.dumps([{"target": t, **r} for t, r in runs], indent=1))
     shutil.rmtree(tmp, ignore_errors=True)

@@ -2,10 +2,13 @@
 
 Starts both, waits until each answers /readyz, prints the URLs and where the local admin API key is,
 and stops both cleanly on Ctrl-C (or when either exits). Data lives under data/ (git-ignored):
-data/ai-server (the gallery) and data/gateway (searches, keys, stored images).
+data/ai-server (the gallery), data/gateway (searches, keys, stored images) and data/secrets (the
+ai-server's shared secret, made on the first start). Everything is written readable by this user only
+(umask 077): these are faces, names and contact details of real people.
 """
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,17 +28,35 @@ def ready(url: str) -> bool:
         return False
 
 
+def shared_secret(folder: Path) -> Path:
+    """The ai-server's shared secret, made once (owner-only folder and file); its path."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / "ai_server_secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48) + "\n")
+    return path
+
+
 def main() -> int:
+    os.umask(0o077)
     data = Path(os.environ.get("DATA_DIR", ROOT / "data"))
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
     ai_port = os.environ.get("AI_SERVER_PORT", "5000")
+    secret = shared_secret(data / "secrets")
     env = {
         **os.environ,
         "AI_SERVER_HOST": "127.0.0.1",
         "AI_SERVER_PORT": ai_port,
         "AI_SERVER_DATA_DIR": os.environ.get("AI_SERVER_DATA_DIR", str(data / "ai-server")),
+        "AI_SERVER_SECRET_FILE": str(secret),
         "GATEWAY_AI_SERVER_URL": f"http://127.0.0.1:{ai_port}",
+        "GATEWAY_AI_SERVER_SECRET_FILE": str(secret),
         "GATEWAY_DATA_DIR": os.environ.get("GATEWAY_DATA_DIR", str(data / "gateway")),
     }
+    for name in ("AI_SERVER_SECRET", "GATEWAY_AI_SERVER_SECRET"):  # the file is the one secret
+        env.pop(name, None)
     gateway_url = f"http://127.0.0.1:{env.get('GATEWAY_PORT', '8080')}"
     key_file = Path(env["GATEWAY_DATA_DIR"]) / "admin.key"
     # The gateway checks its settings first: a bad GATEWAY_* value is reported (on stderr) and stops here.
@@ -65,7 +86,7 @@ def main() -> int:
             print(
                 f"\nready:\n  API and web app  {gateway_url}/\n  API docs         {gateway_url}/docs\n"
                 f"  admin API key    {key_file} (send it as X-API-Key)\n"
-                f"  ai-server        http://127.0.0.1:{ai_port} (loopback only, not for clients)\n"
+                f"  ai-server        http://127.0.0.1:{ai_port} (loopback only; answers the gateway only)\n"
                 "Ctrl-C stops both.",
                 flush=True,
             )

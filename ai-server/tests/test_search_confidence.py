@@ -12,11 +12,16 @@ from ai_server.research import data
 from ai_server.serving.http.app import create_app
 from ai_server.serving.settings import Settings
 
+SECRET = "s" * 40
+
 
 def _client(weights, data_dir, **settings):
+    settings = {"secret": SECRET, **settings}
     app = create_app(Settings(weights_dir=weights, data_dir=data_dir, torch_threads=2, **settings))
     assert app.extensions["ai_service"].loaded.wait(120)
-    return app.test_client()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {SECRET}"
+    return client
 
 
 def _enrol(client, name, paths):

@@ -24,6 +24,9 @@ from ai_server.serving.gallery import Gallery
 from ai_server.serving.workers import WorkerReadiness
 
 SPACES = {"a@1/embedding": 8, "b@2/embedding": 8}
+SECRET = "t" * 40  # the shared secret of every server here; HTTP sends it, as the gateway does
+HTTP = requests.Session()
+HTTP.headers["Authorization"] = f"Bearer {SECRET}"
 
 
 class Server(AiServer):
@@ -31,7 +34,7 @@ class Server(AiServer):
 
     def __init__(self, weights: Path, data_dir: Path, workers: int = 2):
         settings = {"workers": workers, "threads": 4, "torch_threads": 1, "log_level": "warning"}
-        super().__init__(data_dir, ready_s=180, weights_dir=weights, **settings)
+        super().__init__(data_dir, ready_s=180, secret=SECRET, weights_dir=weights, **settings)
         self.workers = workers
         self.start()
 
@@ -59,16 +62,14 @@ def people():
 
 def _enrol(url, name, paths):
     files = [("image", (f"{i}.jpg", photo(p), "image/jpeg")) for i, p in enumerate(paths)]
-    response = contract.checked(
-        requests.post(url + "/v1/persons", data={"name": name}, files=files, timeout=60)
-    )
+    response = contract.checked(HTTP.post(url + "/v1/persons", data={"name": name}, files=files, timeout=60))
     assert response.status_code == 201, response.text
     return response.json()["person"]
 
 
 def _match(url, image, **fields):
     files = {"image": ("q.jpg", image)}
-    return contract.checked(requests.post(url + "/v1/match", data=fields, files=files, timeout=60))
+    return contract.checked(HTTP.post(url + "/v1/match", data=fields, files=files, timeout=60))
 
 
 def test_every_worker_sees_enrolments_and_deletions(server, people):
@@ -79,7 +80,7 @@ def test_every_worker_sees_enrolments_and_deletions(server, people):
     for _ in range(12):  # gunicorn spreads these over both workers
         response = _match(server.url, query, k=50)
         assert response.json()["matches"][0]["person_id"] == person["id"]
-    assert requests.delete(f"{server.url}/v1/persons/{person['id']}", timeout=30).status_code == 200
+    assert HTTP.delete(f"{server.url}/v1/persons/{person['id']}", timeout=30).status_code == 200
     for _ in range(12):
         found = {m["person_id"] for m in _match(server.url, query, k=50).json()["matches"]}
         pids |= found
@@ -88,7 +89,7 @@ def test_every_worker_sees_enrolments_and_deletions(server, people):
 
 def test_concurrent_matches_and_enrolments(server, people):
     ids = sorted(people)[2:10]
-    before = requests.get(server.url + "/v1/persons", timeout=30).json()["total"]
+    before = HTTP.get(server.url + "/v1/persons", timeout=30).json()["total"]
     query = photo(people[ids[0]][0])
 
     def enrol(i):
@@ -102,9 +103,9 @@ def test_concurrent_matches_and_enrolments(server, people):
         statuses = list(pool.map(match, range(24)))
         enrolled = list(enrolled)
     assert statuses == [200] * 24 and len(set(enrolled)) == len(ids)
-    total = requests.get(server.url + "/v1/persons", timeout=30).json()["total"]
+    total = HTTP.get(server.url + "/v1/persons", timeout=30).json()["total"]
     assert total == before + len(ids)
-    stats = [requests.get(server.url + "/readyz", timeout=30).json()["gallery"] for _ in range(6)]
+    stats = [HTTP.get(server.url + "/readyz", timeout=30).json()["gallery"] for _ in range(6)]
     assert all(s["persons"] == total and s["faces"] == total for s in stats)
 
 
@@ -114,20 +115,20 @@ def test_identification_accuracy_on_validation_identities(server, people):
     manifest = json.loads((default_weights_dir() / "manifest.json").read_text())
     expected = manifest["models"][manifest["default"]]["metrics"]["identification"]["celeba_val"]
     url = server.url
-    for person in requests.get(url + "/v1/persons?limit=500", timeout=30).json()["persons"]:
-        requests.delete(f"{url}/v1/persons/{person['id']}", timeout=30)
+    for person in HTTP.get(url + "/v1/persons?limit=500", timeout=30).json()["persons"]:
+        HTTP.delete(f"{url}/v1/persons/{person['id']}", timeout=30)
     names = {}
     queries = []
     missed = 0  # photos where the detector found no face: a rank-miss, as a user would see it
     for identity, paths in people.items():
         enrolled = random.Random(f"0:{identity}").choice(paths)
         files = {"image": ("0.jpg", photo(enrolled), "image/jpeg")}
-        response = requests.post(url + "/v1/persons", data={"name": identity}, files=files, timeout=60)
+        response = HTTP.post(url + "/v1/persons", data={"name": identity}, files=files, timeout=60)
         if response.status_code == 422:  # enrol the already aligned crop instead, as an integrator can
             missed += 1
             files = {"image": ("0.jpg", (data.data_dir() / enrolled).read_bytes(), "image/jpeg")}
             form = {"name": identity, "align": "false"}
-            response = requests.post(url + "/v1/persons", data=form, files=files, timeout=60)
+            response = HTTP.post(url + "/v1/persons", data=form, files=files, timeout=60)
         assert response.status_code == 201, response.text
         names[response.json()["person"]["id"]] = identity
         queries += [(identity, p) for p in sorted(set(paths) - {enrolled})[:3]]
@@ -173,7 +174,9 @@ def test_kill_9_during_enrolment_leaves_a_consistent_gallery(tmp_path, seed):
         [sys.executable, "-c", CRASH_SCRIPT, str(folder), str(seed)], stdout=subprocess.PIPE, text=True
     )
     seen = {"enrolled": set(), "deleting": set(), "deleted": set()}
-    deadline = time.time() + 1.5 + seed * 0.7
+    kind, _, person = child.stdout.readline().strip().partition(" ")  # started (imports take a while)
+    seen[kind].add(person)
+    deadline = time.time() + 1.5 + seed * 0.7  # then killed at a different moment per seed
     while time.time() < deadline:
         kind, _, person = child.stdout.readline().strip().partition(" ")
         seen[kind].add(person)
@@ -233,14 +236,14 @@ def test_readyz_is_200_only_while_every_worker_is_loaded(tmp_path):
     server = Server(default_weights_dir(), tmp_path / "g", workers=2)
     try:
         for _ in range(10):  # whichever worker answers, the first 200 holds for the next requests
-            response = contract.checked(requests.get(server.url + "/readyz", timeout=30))
+            response = contract.checked(HTTP.get(server.url + "/readyz", timeout=30))
             assert response.status_code == 200, response.text
             assert response.json()["workers"] == {"ready": 2, "expected": 2}
         victim = min(server.worker_pids())
         os.kill(victim, signal.SIGKILL)
         deadline, refusal = time.time() + 60, None
         while refusal is None and time.time() < deadline:  # until the replacement has loaded
-            response = contract.checked(requests.get(server.url + "/readyz", timeout=30))
+            response = contract.checked(HTTP.get(server.url + "/readyz", timeout=30))
             refusal = response.json() if response.status_code == 503 else None
             time.sleep(0.05)
         assert refusal is not None and refusal["error"]["code"] == "not_ready", "never saw a 503"

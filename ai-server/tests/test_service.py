@@ -32,11 +32,17 @@ class ContractClient(FlaskClient):
         return response
 
 
+SECRET = "s" * 40  # the gateway's shared secret, sent by every test client below
+
+
 def _app(weights, data_dir, **settings):
+    settings = {"secret": SECRET, **settings}
     app = create_app(Settings(weights_dir=weights, data_dir=data_dir, torch_threads=2, **settings))
     assert app.extensions["ai_service"].loaded.wait(120)
     app.test_client_class = ContractClient
-    return app.test_client()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {SECRET}"
+    return client
 
 
 @pytest.fixture
@@ -129,7 +135,7 @@ def test_explain_returns_a_heatmap_overlay(client, people):
 
 def test_persons_listing_and_deletion_is_complete(client, people, tmp_path):
     ids = sorted(people)[:3]
-    created = [_enrol(client, f"P{i}", people[i][:2])["person"] for i in ids]
+    created = [_enrol(client, f"Person {i} Erasable", people[i][:2])["person"] for i in ids]
     listing = client.get("/v1/persons?limit=2").json
     assert listing["total"] == 3 and len(listing["persons"]) == 2
     assert client.get("/v1/persons?offset=2").json["persons"][0]["id"] == created[2]["id"]
@@ -140,10 +146,23 @@ def test_persons_listing_and_deletion_is_complete(client, people, tmp_path):
         list((gallery_dir / "thumbs").iterdir())
     )
     assert files_before == 12
+    thumbnail = client.get(f"/v1/persons/{victim['id']}/faces/{victim['faces'][0]['id']}/thumbnail").data
     response = client.delete(f"/v1/persons/{victim['id']}")
     assert response.status_code == 200 and response.json["deleted"] is True
+    assert response.json["erasure"] == {
+        "faces": 2,
+        "vectors": 4,
+        "crops": 2,
+        "thumbnails": 2,
+        "wal_truncated": True,
+    }
     _error(client.get(f"/v1/persons/{victim['id']}"), 404, "not_found")
-    _error(client.delete(f"/v1/persons/{victim['id']}"), 404, "not_found")
+    again = client.delete(f"/v1/persons/{victim['id']}")  # a retried DELETE: done, nothing more to do
+    assert again.status_code == 200 and again.json["already_deleted"] is True
+    assert again.json["erasure"]["faces"] == 0
+    _error(client.delete("/v1/persons/never-enrolled"), 404, "not_found")
+    on_disk = b"".join(p.read_bytes() for p in gallery_dir.rglob("*") if p.is_file())
+    assert victim["name"].encode() not in on_disk and thumbnail not in on_disk  # SQLite, WAL, files
     files_after = len(list((gallery_dir / "faces").iterdir())) + len(list((gallery_dir / "thumbs").iterdir()))
     assert files_after == 8
     db = Gallery(gallery_dir, {}, verify=False).metadata.connect()

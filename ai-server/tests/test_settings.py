@@ -91,3 +91,16 @@ def test_serve_refuses_a_model_the_manifest_does_not_have():
     result = _start([BIN / "ai-server", "serve"], "AI_SERVER_MODEL", "no-such-model")
     assert result.returncode == 2, result.stderr[-2000:]
     assert "AI_SERVER_MODEL='no-such-model'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_refuses_to_start_without_the_gateways_secret(tmp_path):
+    """The ai-server answers only the gateway: without a shared secret it would answer anyone."""
+    for name, value in (("AI_SERVER_LOG_LEVEL", "info"), ("AI_SERVER_SECRET", "short")):
+        result = _start([BIN / "ai-server", "serve"], name, value)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "AI_SERVER_SECRET" in result.stderr and "Traceback" not in result.stderr
+    missing = tmp_path / "nope"
+    result = _start([BIN / "ai-server", "serve"], "AI_SERVER_SECRET_FILE", str(missing))
+    assert result.returncode == 2 and str(missing) in result.stderr, result.stderr[-2000:]
+    with pytest.raises(SettingsError):
+        create_app(Settings(data_dir=tmp_path))  # the WSGI app itself refuses too

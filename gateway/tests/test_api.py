@@ -1,6 +1,11 @@
-"""The public API end to end: a real gateway in front of the real ai-server, faces from ../shared/data."""
+"""The public API end to end: a real gateway in front of the real ai-server, faces from ../shared/data.
+
+This module's operator lets search keys see the candidates of a no-match answer and two metadata fields
+(the shipped model calls few searches a match), so the flows below have people to look at; what a
+search key sees under the default policy is tests/reliability/test_security.py's."""
 
 import hashlib
+import io
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -33,8 +38,12 @@ def gateway(ai_server, tmp_path_factory):
         web_dir=web,
         rate_per_minute=100000,
         rate_burst=1000,
+        auth_failures_per_minute=100000,
+        search_show_no_match="true",
+        search_metadata_fields="case,last_seen",
     )
-    gw.keys = {"admin": gw.new_key("admin"), "search": gw.new_key("search"), "other": gw.new_key("search")}
+    roles = {"admin": "admin", "search": "search", "other": "search", "enrol": "enrol"}
+    gw.keys = {name: gw.new_key(role) for name, role in roles.items()}
     gw.start()
     yield gw
     gw.stop()
@@ -71,9 +80,10 @@ def test_match_history_feedback_delete(api, admin, gateway):
     assert result["k"] == 3 and not result["cached"]
     assert result["heatmap_url"] is None and "ai_server" in result["timings_ms"]
 
-    # the stored query image is the uploaded bytes; thumbnails are served through the gateway
+    # the stored query image is a copy without metadata; thumbnails are served through the gateway
     stored = api("GET", result["image_url"])
-    assert stored.content == query and stored.headers["Content-Type"] == "image/jpeg"
+    assert stored.headers["Content-Type"] == "image/jpeg" and stored.content[:3] == b"\xff\xd8\xff"
+    assert Image.open(io.BytesIO(stored.content)).size == (300, 300) and b"Exif" not in stored.content
     assert stored.headers["X-Content-Type-Options"] == "nosniff"
     thumbnail = api("GET", result["matches"][0]["thumbnail_url"])
     assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"
@@ -103,11 +113,13 @@ def test_match_history_feedback_delete(api, admin, gateway):
     assert api("GET", "/v1/searches", key=other).json()["total"] == 0
     assert admin("GET", f"/v1/searches/{result['search_id']}").status_code == 200
 
-    deleted = admin("DELETE", f"/v1/persons/{alice['id']}")
+    deleted = api("DELETE", f"/v1/persons/{alice['id']}", key=gateway.keys["enrol"])
     assert deleted.status_code == 200 and deleted.json()["searches_redacted"] >= 1
+    assert deleted.json()["erasure"]["gateway"]["feedback_removed"] == 1
     stored = api("GET", f"/v1/searches/{result['search_id']}").json()["search"]["result"]["matches"][0]
     assert stored["person_id"] == alice["id"] and stored["deleted"]
     assert stored["name"] is None and stored["thumbnail_url"] is None
+    assert api("GET", result["image_url"]).status_code == 404  # the photo that matched Alice is gone
     assert admin("GET", f"/v1/persons/{alice['id']}").status_code == 404
     again = api.match(query, k=3).json()
     assert alice["id"] not in {m["person_id"] for m in again["matches"]}
@@ -252,9 +264,14 @@ def test_keys_and_roles(api, admin, gateway):
         ("DELETE", "/v1/persons/abc"),
         ("DELETE", "/v1/persons/abc/faces/1"),
         ("GET", "/v1/admin/failures"),
+        ("GET", "/v1/admin/keys"),
     ):
         response = api(method, path)
         assert response.status_code == 403 and error_code(response) == "forbidden", (method, path)
+    enrol_key = gateway.keys["enrol"]
+    assert api("GET", "/v1/persons", key=enrol_key).status_code == 200  # enrol: the gallery, not the keys
+    for method, path in (("GET", "/v1/admin/failures"), ("GET", "/v1/admin/keys")):
+        assert api(method, path, key=enrol_key).status_code == 403, path
     files = {"image": ("a.jpg", image)}
     response = api("POST", "/v1/persons", data={"name": "X"}, files=files)
     assert response.status_code == 403
@@ -299,18 +316,19 @@ def test_client_file_names_never_touch_the_file_system(api, gateway, tmp_path):
         assert response.status_code == 200, (name, response.text)
     nul = api.match(image, filename="a\x00b.jpg")  # a header no strict parser accepts
     assert nul.status_code == 400 and error_code(nul) == "invalid_request"
-    sha = hashlib.sha256(image).hexdigest()
+    kept = api("GET", response.json()["image_url"]).content  # the stored copy, named by its own hash
+    sha = hashlib.sha256(kept).hexdigest()
     created = {p.relative_to(gateway.data_dir).as_posix() for p in set(gateway.data_dir.rglob("*")) - before}
     assert {c for c in created if not c.startswith("gateway.sqlite3")} <= {
         f"images/{sha[:2]}",
         f"images/{sha[:2]}/{sha}",
     }
-    assert (gateway.data_dir / "images" / sha[:2] / sha).read_bytes() == image
+    assert (gateway.data_dir / "images" / sha[:2] / sha).read_bytes() == kept
     assert not os.path.exists("/tmp/evil.jpg")
     assert not list(gateway.data_dir.parent.rglob("*evil*"))
 
 
-def test_cache_hits_skip_inference_and_follow_enrolment_and_deletion(api, admin, ai_server):
+def test_cache_hits_skip_inference_and_follow_enrolment_and_deletion(api, admin, ai_server, gateway):
     query = photo(people()[IDS[5]][3])
     first = api.match(query).json()
     calls = ai_server.match_count()
@@ -318,6 +336,8 @@ def test_cache_hits_skip_inference_and_follow_enrolment_and_deletion(api, admin,
     assert hit["cached"] and ai_server.match_count() == calls  # answered without the ai-server's inference
     assert hit["matches"] == first["matches"] and hit["search_id"] != first["search_id"]
     assert api.match(query, k=2).json()["cached"] is False  # k is part of the key
+    # per key: another key's first search of the same photo is not a hit (it would tell it about this one)
+    assert api.match(query, key=gateway.keys["other"]).json()["cached"] is False
 
     dana = enrol(admin, "Dana", people()[IDS[5]][:2])
     after = api.match(query).json()
@@ -332,12 +352,12 @@ def test_cache_hits_skip_inference_and_follow_enrolment_and_deletion(api, admin,
 
     # a change the gateway never saw (made at the ai-server itself) is caught by the gallery version
     files = [("image", (f"{i}.jpg", photo(p))) for i, p in enumerate(people()[IDS[5]][:2])]
-    direct = requests.post(ai_server.url + "/v1/persons", data={"name": "Eve"}, files=files, timeout=60)
+    direct = ai_server.call("POST", "/v1/persons", data={"name": "Eve"}, files=files)
     assert direct.status_code == 201
     behind_its_back = api.match(query).json()
     assert not behind_its_back["cached"]
     assert behind_its_back["matches"][0]["person_id"] == direct.json()["person"]["id"]
-    requests.delete(f"{ai_server.url}/v1/persons/{direct.json()['person']['id']}", timeout=30)
+    ai_server.call("DELETE", f"/v1/persons/{direct.json()['person']['id']}")
     assert not api.match(query).json()["cached"]
 
 
@@ -383,8 +403,10 @@ def test_client_module(gateway):
         search.delete(person["id"])
     assert refused.value.status == 403 and refused.value.code == "forbidden" and refused.value.request_id
     assert admin.delete(person["id"])["deleted"]
+    again = admin.delete(person["id"])  # a retry (after a timeout, say) completes, it does not fail
+    assert again["deleted"] and again["already_deleted"]
     with pytest.raises(NotFound):
-        admin.delete(person["id"])
+        admin.delete("nobody-ever")
     text = gateway.data_dir.parent / "notes.jpg"
     text.write_text("not a photo")
     with pytest.raises(InvalidRequest) as invalid:

@@ -112,6 +112,19 @@ def test_make_run_stops_with_the_message(tmp_path):
     assert "Traceback" not in done.stderr + done.stdout
 
 
+def test_serve_needs_the_ai_servers_secret_and_consistent_limits(tmp_path):
+    """Without the shared secret the ai-server would refuse every call: refused at start instead."""
+    done = run([BIN / "gateway", "serve"], tmp_path)
+    assert done.returncode == 2 and "GATEWAY_AI_SERVER_SECRET_FILE" in done.stderr, done.stderr
+    short = run([BIN / "gateway", "serve"], tmp_path, GATEWAY_AI_SERVER_SECRET="too short")
+    assert short.returncode == 2 and "at least 32 characters" in short.stderr, short.stderr
+    assert "Traceback" not in done.stderr + short.stderr
+    with pytest.raises(SettingsError) as refused:
+        load_settings(search_max_k=60)
+    assert refused.value.problems == ["GATEWAY_SEARCH_MAX_K (60) must be <= GATEWAY_MAX_K"]
+    assert load_settings(retention_days=1, photo_retention_days=7).photo_days == 1  # never past the search
+
+
 def test_python_dash_m_runs_the_same_command_line(tmp_path):
     done = run([BIN / "python", "-m", "gateway", "keys", "create", "--role", "search"], tmp_path)
     assert done.returncode == 0, done.stderr

@@ -67,23 +67,34 @@ def _search(search_id: str, person: str, created_at: float, sha: str) -> dict:
     }
 
 
-def test_redaction_and_retention(tmp_path):
-    asyncio.run(_redaction_and_retention(tmp_path))
+def test_redaction_erasure_and_retention(tmp_path):
+    asyncio.run(_redaction_erasure_and_retention(tmp_path))
 
 
-async def _redaction_and_retention(tmp_path):
+async def _redaction_erasure_and_retention(tmp_path):
     store = store_for(f"sqlite:///{tmp_path}/g.sqlite3")
     await store.open()
     now = time.time()
     await store.add_search(_search("a" * 32, "p1", now - 100, "shared"))
     await store.add_search(_search("b" * 32, "p2", now, "shared"))
     await store.add_search(_search("c" * 32, "p1", now - 100, "only-old"))
-    assert await store.redact_person("p1", face_id=1) == 2
+    await store.add_feedback("a" * 32, "k", "p1", True, "that is them, call 555-0100")
+    one_face = await store.erase_person("p1", face_id=1)
+    assert (one_face["searches_redacted"], one_face["images"]) == (2, set())
     search = await store.get_search("a" * 32)
     assert search["result"]["matches"][0]["name"] == "N"  # one photo gone, not the person
-    assert await store.redact_person("p1") == 2
-    match = (await store.get_search("a" * 32))["result"]["matches"][0]
-    assert match == {
+    assert search["result"]["matches"][0]["thumbnail_url"] is None and search["image_sha"] == "shared"
+    assert await store.erase_person("p1", face_id=1) == one_face  # the same again: nothing new
+    await store.add_search(_search("d" * 32, "p1", now - 100, "only-old"))  # shown with face 1 again
+    erased = await store.erase_person("p1")
+    assert erased == {
+        "searches_redacted": 3,
+        "searches_deleted": 0,
+        "feedback_removed": 1,
+        "images": {"only-old"},
+    }
+    a = await store.get_search("a" * 32)
+    assert a["result"]["matches"][0] == {
         "person_id": "p1",
         "face_id": 1,
         "name": None,
@@ -91,10 +102,44 @@ async def _redaction_and_retention(tmp_path):
         "thumbnail_url": None,
         "deleted": True,
     }
+    assert (a["image_sha"], a["heatmap_sha"], a["feedback"]) == ("", None, [])  # the photo may show them
     assert (await store.get_search("b" * 32))["result"]["matches"][0]["name"] == "N"
-    assert await store.purge_searches(now - 10) == {"only-old"}  # "shared" is still used by a newer search
+    assert (await store.erase_person("p1"))["searches_redacted"] == 0  # nothing left to do
+    assert await store.purge_searches(now - 10) == set()  # their photos were erased already
     assert await store.get_search("a" * 32) is None and (await store.list_searches(None, 0, 10))[1] == 1
+    await store.add_search(_search("e" * 32, "p3", now - 100, "old-photo"))
+    assert await store.purge_photos(now - 10) == {"old-photo"}
+    assert (await store.get_search("e" * 32))["image_sha"] == ""  # the record stays, the photo goes
+    deleted = await store.delete_search("b" * 32)
+    assert deleted == {
+        "searches_redacted": 0,
+        "searches_deleted": 1,
+        "feedback_removed": 0,
+        "images": {"shared"},
+    }
+    assert await store.compact()
     await store.close()
+
+
+def test_keys_roles_expiry_revocation_and_last_use(tmp_path):
+    async def check():
+        async with store_for(f"sqlite:///{tmp_path}/g.sqlite3") as store:
+            search_id, search = await store.create_key("app", "search")
+            enrol_id, enrol = await store.create_key("case worker", "enrol", expires_at=time.time() + 60)
+            _, expired = await store.create_key("old", "search", expires_at=time.time() - 1)
+            found = await store.check_key(enrol)
+            assert found.may("search") and found.may("enrol") and not found.may("admin")
+            assert not (await store.check_key(search)).may("enrol")
+            assert await store.check_key(expired) is None
+            listed = {k["id"]: k for k in await store.list_keys()}
+            assert listed[enrol_id]["last_used_at"] is not None and listed[enrol_id]["active"]
+            assert not any(key.get("hash") for key in listed.values())
+            revoked = await store.revoke_key(search_id)
+            assert revoked["revoked_at"] is not None and not revoked["active"]
+            assert await store.check_key(search) is None and await store.revoke_key("nope") is None
+            assert await store.count_keys("search") == 2  # revoked and expired keys still count
+
+    asyncio.run(check())
 
 
 def test_circuit_breaker_opens_and_lets_one_trial_through():

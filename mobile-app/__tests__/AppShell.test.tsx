@@ -2,6 +2,8 @@ import { fireEvent, render, screen } from '@testing-library/react-native';
 import * as SecureStore from 'expo-secure-store';
 
 import App from '../App';
+import { pickPhotos } from '../src/components/pickPhotos';
+import { FakeXHR, installFakeXHR } from '../test-utils/http';
 
 jest.mock('expo-secure-store', () => {
   const store = new Map<string, string>();
@@ -11,6 +13,7 @@ jest.mock('expo-secure-store', () => {
     __store: store,
   };
 });
+jest.mock('../src/components/pickPhotos', () => ({ pickPhotos: jest.fn() }));
 const store = (SecureStore as unknown as { __store: Map<string, string> }).__store;
 
 beforeEach(() => store.clear());
@@ -22,7 +25,11 @@ test('first start opens Settings; saving stores the settings in the secure store
   await fireEvent.changeText(screen.getByLabelText('Gateway address'), ' https://gw.example.org ');
   await fireEvent.changeText(screen.getByLabelText('API key'), 'key-1');
   await fireEvent.press(screen.getByRole('button', { name: 'Save settings' }));
-  expect(JSON.parse(store.get('gateway_settings')!)).toEqual({ baseUrl: 'https://gw.example.org', apiKey: 'key-1' });
+  expect(JSON.parse(store.get('gateway_settings')!)).toEqual({
+    baseUrl: 'https://gw.example.org',
+    apiKey: 'key-1',
+    enrolKey: '',
+  });
   expect(await screen.findByText('Saved.')).toBeTruthy(); // still on Settings, to check the connection
   expect(screen.getByRole('tab', { name: 'Settings' })).toBeSelected();
 });
@@ -41,4 +48,23 @@ test('with a saved key the app opens on Search, and the tabs switch screens', as
   await fireEvent.press(screen.getByRole('tab', { name: 'Enrol' }));
   expect(screen.getByLabelText('Name (required)').props.value).toBe('Ana');
   expect(screen.getByRole('tab', { name: 'Enrol' })).toBeSelected();
+});
+
+test('enrolling sends the enrol key, searching the search key', async () => {
+  installFakeXHR();
+  const photo = { uri: 'file:///a.jpg', name: 'a.jpg', type: 'image/jpeg' };
+  (pickPhotos as jest.Mock).mockResolvedValue({ kind: 'picked', photos: [photo] });
+  const settings = { baseUrl: 'https://gw.example.org', apiKey: 'search-1', enrolKey: 'enrol-1' };
+  store.set('gateway_settings', JSON.stringify(settings));
+  await render(<App />);
+  await fireEvent.press(await screen.findByRole('button', { name: 'Choose a photo from the library' }));
+  await fireEvent.press(await screen.findByRole('button', { name: 'Search for this face' }));
+  expect(FakeXHR.last!.url).toBe('https://gw.example.org/v1/match');
+  expect(FakeXHR.last!.headers['X-API-Key']).toBe('search-1');
+  await fireEvent.press(screen.getByRole('tab', { name: 'Enrol' }));
+  await fireEvent.changeText(screen.getByLabelText('Name (required)'), 'Ana');
+  await fireEvent.press(screen.getByRole('button', { name: 'Add photos from the library' }));
+  await fireEvent.press(screen.getByRole('button', { name: 'Enrol this person' }));
+  expect(FakeXHR.last!.url).toBe('https://gw.example.org/v1/persons');
+  expect(FakeXHR.last!.headers['X-API-Key']).toBe('enrol-1');
 });

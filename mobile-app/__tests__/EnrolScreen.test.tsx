@@ -50,11 +50,11 @@ test('a photo can be removed before enrolling', async () => {
   expect(client.enrol.mock.calls[0][2]).toEqual([photos[0], photos[2]]);
 });
 
-test('a search-only key is told that enrolment needs an admin key', async () => {
+test('a search-only key is told that enrolment needs an enrol key', async () => {
   const client = fakeClient();
-  client.enrol.mockRejectedValue(new ApiError('forbidden', 'this needs an admin API key', 403));
+  client.enrol.mockRejectedValue(new ApiError('forbidden', 'this needs an API key with the enrol role', 403));
   const enrol = await fillIn(client);
   await fireEvent.press(enrol());
   expect(await screen.findByText('Not allowed with this key')).toBeTruthy();
-  expect(screen.getByText('This needs an admin API key.')).toBeTruthy();
+  expect(screen.getByText('This needs a key with more rights: enrolling needs an enrol key (Settings).')).toBeTruthy();
 });

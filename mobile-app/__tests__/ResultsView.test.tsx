@@ -91,7 +91,7 @@ test('a deleted person is shown as such', async () => {
 
 /** Each card's words, as shown and as read out, and whether it has a filled bar. */
 function cards() {
-  return screen.getAllByTestId(/^result-/).map((card) => ({
+  return screen.queryAllByTestId(/^result-/).map((card) => ({
     bar: within(card).queryAllByTestId('confidence-fill').length > 0,
     card,
   }));
@@ -177,9 +177,18 @@ test('no search calibration (the recorded answer): similarity against the thresh
   expect(within(cards()[0].card).getByLabelText('Possible match')).toBeTruthy();
 });
 
-test('the recorded no-match answer: the banner and the closest people', async () => {
+test('the recorded no-match answer (a search key): the banner and nobody', async () => {
   const result = fromMatch(body<MatchResponse>('match_200_no_match'));
   expect(result.no_match).toBe(true);
+  expect(result.matches).toEqual([]); // the gateway shows a search key no one below the level
+  await renderWith(fakeClient(), <ResultsView result={result} />);
+  expect(screen.queryByText('Closest people — not a match')).toBeNull();
+  expectNoMatchScreen(result);
+});
+
+test('a no-match answer with the closest people (an enrol key, or an operator who allows it)', async () => {
+  const recorded = body<MatchResponse>('match_200');
+  const result = fromMatch({ ...recorded, no_match: true, threshold: 0.99 });
   await renderWith(fakeClient(), <ResultsView result={result} />);
   expect(screen.getByRole('header')).toHaveTextContent('Closest people — not a match');
   expectNoMatchScreen(result);

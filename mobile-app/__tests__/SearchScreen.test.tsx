@@ -57,9 +57,10 @@ test('the chosen k is sent', async () => {
   client.match.mockResolvedValue(body('match_200'));
   await renderWith(client, <SearchScreen />);
   await fireEvent.press(screen.getByRole('button', { name: 'Choose a photo from the library' }));
-  await fireEvent.press(screen.getByRole('button', { name: 'Show the top 10 people' }));
+  expect(screen.queryByRole('button', { name: 'Show the top 10 people' })).toBeNull(); // a search key: at most 5
+  await fireEvent.press(screen.getByRole('button', { name: 'Show the top 3 people' }));
   await fireEvent.press(screen.getByRole('button', { name: 'Search for this face' }));
-  expect(client.match.mock.calls[0][1]).toBe(10);
+  expect(client.match.mock.calls[0][1]).toBe(3);
 });
 
 test('no reliable match is said plainly', async () => {
@@ -67,7 +68,9 @@ test('no reliable match is said plainly', async () => {
   client.match.mockResolvedValue(body('match_200_no_match'));
   await choosePhotoAndSearch(client);
   expect(await screen.findByText('No reliable match')).toBeTruthy();
-  expect(screen.getByText('Closest people — not a match')).toBeTruthy();
+  // a search key is shown nobody when nothing matches (the gateway sends no candidates)
+  expect(screen.queryByText('Closest people — not a match')).toBeNull();
+  expect(screen.queryByTestId('result-1')).toBeNull();
   expect(screen.queryByText(/Possible|Likely|%/)).toBeNull();
 });
 
@@ -103,6 +106,16 @@ test('no face in the photo: advice, and no pointless retry button', async () => 
   client.match.mockRejectedValue(new ApiError('no_face_found', 'no face was found in the image', 422));
   await choosePhotoAndSearch(client);
   expect(await screen.findByText('No face found in this photo')).toBeTruthy();
+  expect(screen.queryByRole('button', { name: 'Try again' })).toBeNull();
+});
+
+test('a key that used its quota: said plainly, with the gateway\'s reason, and no retry button', async () => {
+  const client = fakeClient();
+  const message = 'this API key has made its 200 searches for today';
+  client.match.mockRejectedValue(new ApiError('quota_exceeded', message, 429));
+  await choosePhotoAndSearch(client);
+  expect(await screen.findByText('This key has used its quota')).toBeTruthy();
+  expect(screen.getByText(new RegExp(message))).toBeTruthy();
   expect(screen.queryByRole('button', { name: 'Try again' })).toBeNull();
 });
 

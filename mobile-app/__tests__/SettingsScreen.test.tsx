@@ -6,16 +6,19 @@ import { fixture, mockFetch, responseOf } from '../test-utils/http';
 
 async function setup(baseUrl = 'http://gw.test', apiKey = '') {
   const onSave = jest.fn(async () => undefined);
-  await renderWith(fakeClient(), <SettingsScreen settings={{ baseUrl, apiKey }} onSave={onSave} />);
+  await renderWith(fakeClient(), <SettingsScreen settings={{ baseUrl, apiKey, enrolKey: '' }} onSave={onSave} />);
   return onSave;
 }
 
-test('saves the address and key as typed', async () => {
+test('saves the address and keys as typed', async () => {
   const onSave = await setup('');
   await fireEvent.changeText(screen.getByLabelText('Gateway address'), 'https://gw.example.org');
   await fireEvent.changeText(screen.getByLabelText('API key'), 'secret-1');
   await fireEvent.press(screen.getByRole('button', { name: 'Save settings' }));
-  expect(onSave).toHaveBeenCalledWith({ baseUrl: 'https://gw.example.org', apiKey: 'secret-1' });
+  expect(onSave).toHaveBeenCalledWith({ baseUrl: 'https://gw.example.org', apiKey: 'secret-1', enrolKey: '' });
+  await fireEvent.changeText(screen.getByLabelText('Enrol key (optional)'), 'enrol-1');
+  await fireEvent.press(screen.getByRole('button', { name: 'Save settings' }));
+  expect(onSave).toHaveBeenLastCalledWith({ baseUrl: 'https://gw.example.org', apiKey: 'secret-1', enrolKey: 'enrol-1' });
   expect(await screen.findByText('Saved.')).toBeTruthy();
 });
 

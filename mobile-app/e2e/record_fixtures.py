@@ -45,7 +45,7 @@ def main() -> None:
     s = stack.Stack(workdir, stack.REPO / "mobile-app" / "dist")
     try:
         people = stack.validation_people(5)
-        admin = {"X-API-Key": s.admin_key}
+        admin = {"X-API-Key": s.enrol_key}
         search = {"X-API-Key": s.search_key}
         ids = list(people)
         for i, pid in enumerate(ids):

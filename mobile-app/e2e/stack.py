@@ -1,5 +1,6 @@
 """The real system on loopback for the app's browser test: ai-server (shipped weights) + gateway serving the
-web build, a search key and an admin key, and a gallery enrolled from ../shared/data validation identities.
+web build with its default disclosure policy, a search, an enrol and an admin key, and a gallery enrolled
+from ../shared/data validation identities.
 The processes, photos and free ports are testkit's (testing/), shared with the other suites."""
 
 from pathlib import Path
@@ -48,6 +49,7 @@ class Stack:
         try:
             self.ai.launch()  # loading the models takes longest: the keys and the gateway meanwhile
             self.admin_key = self._key("admin")
+            self.enrol_key = self._key("enrol")
             self.search_key = self._key("search")
             self.gateway.launch()
             self.ai.wait_ready()
@@ -66,7 +68,7 @@ class Stack:
             self.url + "/v1/persons",
             data=fields,
             files=files,
-            headers={"X-API-Key": self.admin_key},
+            headers={"X-API-Key": self.enrol_key},
             timeout=120,
         )
         assert response.status_code == 201, response.text

@@ -3,7 +3,7 @@ import { ActivityIndicator, Pressable, StyleSheet, Text, View } from 'react-nati
 import { useSafeAreaInsets } from 'react-native-safe-area-context';
 
 import { TOUCH, useTheme } from './components/theme';
-import { ClientContext } from './hooks/ClientContext';
+import { ClientContext, EnrolClientContext } from './hooks/ClientContext';
 import { useSettings } from './hooks/useSettings';
 import { EnrolScreen } from './screens/EnrolScreen';
 import { HistoryScreen } from './screens/HistoryScreen';
@@ -17,7 +17,7 @@ type Tab = (typeof TABS)[number];
 export function AppShell() {
   const theme = useTheme();
   const insets = useSafeAreaInsets();
-  const { settings, client, save } = useSettings();
+  const { settings, client, enrolClient, save } = useSettings();
   const [tab, setTab] = useState<Tab | null>(null);
   const initial = useRef<Tab | null>(null);
 
@@ -34,6 +34,7 @@ export function AppShell() {
 
   return (
     <ClientContext.Provider value={client}>
+      <EnrolClientContext.Provider value={enrolClient}>
       <View style={[styles.fill, { backgroundColor: theme.background, paddingTop: insets.top }]}>
         <View style={styles.fill}>
           {/* Search and Enrol stay mounted, so a tab switch neither loses nor cancels their work */}
@@ -71,6 +72,7 @@ export function AppShell() {
           })}
         </View>
       </View>
+      </EnrolClientContext.Provider>
     </ClientContext.Provider>
   );
 }

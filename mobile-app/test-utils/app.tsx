@@ -3,7 +3,7 @@ import { render } from '@testing-library/react-native';
 import type { ReactElement } from 'react';
 
 import type { GatewayApi } from '../src/api/client';
-import { ClientContext } from '../src/hooks/ClientContext';
+import { ClientContext, EnrolClientContext } from '../src/hooks/ClientContext';
 
 export type FakeClient = { [K in keyof GatewayApi]: jest.Mock };
 
@@ -21,9 +21,13 @@ export function fakeClient(): FakeClient {
   };
 }
 
+/** `ui` with `client` as both the search and the enrol client. */
 export function renderWith(client: FakeClient | null, ui: ReactElement) {
+  const api = client as unknown as GatewayApi | null;
   return render(
-    <ClientContext.Provider value={client as unknown as GatewayApi | null}>{ui}</ClientContext.Provider>,
+    <ClientContext.Provider value={api}>
+      <EnrolClientContext.Provider value={api}>{ui}</EnrolClientContext.Provider>
+    </ClientContext.Provider>,
   );
 }
 

@@ -50,14 +50,19 @@ def ai_server(volumes):
 
 @pytest.fixture(scope="session")
 def gateway(ai_server, volumes):
+    """The run's gateway. Its operator lets search keys see the candidates of a no-match answer (the
+    corpus checks that a photo is decoded right by who comes first), and does not limit refused keys
+    (the auth matrix sends hundreds); test_security.py starts gateways with the default policy."""
     gw = testkit.Gateway(
         volumes["gateway"] / "gateway",
         ai_server.url,
         log=volumes["root"] / "gateway.log",
         breaker_reset_s=1,
         rate_burst=10000,
+        search_show_no_match="true",
+        auth_failures_per_minute=1000000,
     )
-    gw.keys = {role: gw.new_key(role, name=f"test {role}") for role in ("admin", "search")}
+    gw.keys = {role: gw.new_key(role, name=f"test {role}") for role in ("admin", "enrol", "search")}
     gw.start()
     yield gw
     gw.stop()
@@ -69,5 +74,30 @@ def admin(gateway):
 
 
 @pytest.fixture(scope="session")
+def enrol(gateway):
+    return Api(gateway.url, gateway.keys["enrol"])
+
+
+@pytest.fixture(scope="session")
 def search(gateway):
     return Api(gateway.url, gateway.keys["search"])
+
+
+@pytest.fixture(scope="session")
+def start_gateway(ai_server, volumes):
+    """Starts another gateway in front of the run's ai-server, with its own data folder and `settings`
+    (the default policy unless they say otherwise) and an admin, an enrol and a search key; all are
+    stopped at the end of the run."""
+    started = []
+
+    def start(name: str, **settings) -> testkit.Gateway:
+        root = volumes["root"] / name
+        gw = testkit.Gateway(root / "gateway", ai_server.url, log=root / "gateway.log", **settings)
+        gw.keys = {role: gw.new_key(role, name=f"{name} {role}") for role in ("admin", "enrol", "search")}
+        gw.start()
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()

@@ -88,6 +88,16 @@ def png_text_bomb() -> bytes:
     return face[:33] + ztxt + face[33:]
 
 
+def spider_as_jpeg() -> bytes:
+    """JPEG magic bytes on a SPIDER file (a microscopy format Pillow can open): the JPEG decoder refuses it,
+    and a Pillow left to try its other decoders would parse it as a SPIDER image instead."""
+    header = [0.0] * 27
+    header[1], header[4], header[11] = 8, 1, 8  # 8 rows, a 2-D image, 8 columns
+    header[12], header[21], header[22] = 1, 1024, 1024  # one 1024-byte header record
+    head = b"\xff\xd8\xff\x4b" + struct.pack("<26f", *header[1:])  # read as a whole float, 33534462
+    return head.ljust(1024, b"\x00") + struct.pack("<64f", *range(64))
+
+
 def zip_file() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
@@ -151,7 +161,7 @@ def corpus() -> tuple[Sample, ...]:
         s("tiny_1x1.jpg", save(Image.new("RGB", (1, 1)), "JPEG"), NO_FACE),
         s("tiny_1x1.webp", save(Image.new("RGB", (1, 1)), "WEBP"), NO_FACE),
         s("strip_1x4000.png", save(Image.new("RGB", (1, 4000)), "PNG"), INVALID),
-        s("grey_5000px.jpg", save(Image.new("L", (5000, 5000), 90), "JPEG"), NO_FACE),
+        s("grey_3400px.jpg", save(Image.new("L", (3400, 3400), 90), "JPEG"), NO_FACE),  # 11.6 Mpx: decoded
         # not an accepted image type, whatever the name says
         s("zero_bytes.jpg", b"", INVALID),
         s("face.gif", save(face_canvas(0), "GIF"), UNSUPPORTED),
@@ -173,6 +183,7 @@ def corpus() -> tuple[Sample, ...]:
         s("truncated.webp", webp[: len(webp) // 2], INVALID),
         s("png_bad_crc.png", png[:29] + bytes([png[29] ^ 0xFF]) + png[30:], INVALID),
         s("webp_header_only.webp", b"RIFF\x24\x00\x00\x00WEBPVP8 ", INVALID),
+        s("spider_as.jpg", spider_as_jpeg(), INVALID),  # only the decoder the magic bytes name
         s("jpeg_magic_garbage.jpg", b"\xff\xd8\xff" + np.random.default_rng(2).bytes(5000), INVALID),
         s("corrupt_scan.jpg", corrupt_middle(jpeg), OK | NO_FACE | INVALID),
         # sizes that must be refused before decoding
@@ -180,4 +191,5 @@ def corpus() -> tuple[Sample, ...]:
         s("png_header_100000px.png", png_claiming(100000, 100000), TOO_LARGE),
         s("jpeg_header_65000px.jpg", jpeg_huge_header(), TOO_LARGE),
         s("over_10mb.jpg", jpeg + b"\x00" * (10 * 1024 * 1024), TOO_LARGE),
+        s("grey_5000px.jpg", save(Image.new("L", (5000, 5000), 90), "JPEG"), TOO_LARGE),  # 25 Mpx > 12 Mpx
     )

@@ -71,7 +71,7 @@ def test_a_grey_16bit_photo_finds_its_colour_enrolment(search, enrolled):
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
 def test_corpus_straight_at_the_ai_server(sample, ai_server):
     files = {"image": (sample.name, sample.data)}
-    reply = requests.post(ai_server.url + "/v1/match", files=files, timeout=120)
+    reply = ai_server.call("POST", "/v1/match", files=files)
     assert_clean(reply)
     assert (reply.status_code, code(reply)) in sample.expect, reply.text[:300]
 
@@ -190,6 +190,6 @@ def test_both_services_are_up_and_answered_no_5xx(gateway, ai_server, search):
     assert ai_server.process.poll() is None and gateway.process.poll() is None
     assert search.match(save(face_canvas(3), "JPEG")).status_code == 200
     gw = server_errors(requests.get(gateway.url + "/metrics").text, "gateway_requests_total")
-    ai = server_errors(requests.get(ai_server.url + "/metrics").text, "ai_requests_total")
+    ai = server_errors(ai_server.call("GET", "/metrics").text, "ai_requests_total")
     ai.pop('endpoint="/readyz",status="503"', None)  # while the models loaded at start
     assert gw == {} and ai == {}, (gw, ai)

@@ -1,5 +1,8 @@
-"""`ai-server` command line: research (train, evaluate, reproduce, report, ship) and service commands
-(serve, enrol, reembed, gallery)."""
+"""`ai-server` command line: research (train, evaluate, reproduce, report, ship, export-onnx) and service
+commands (serve, enrol, reembed, gallery).
+
+Nothing torch-based is imported at start: the serving image runs this command without torch, and each
+research command imports what it needs when it runs."""
 
 import argparse
 import json
@@ -7,10 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-import torch
-
 from .core.weights import WeightsError, default_weights_dir
-from .research.perturb import ALL_CONDITIONS, Condition
 from .serving.errors import ServiceError
 from .serving.gallery import ArchiveError
 from .serving.settings import SettingsError, load_settings
@@ -36,6 +36,7 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     from .research.evaluate import evaluate
+    from .research.perturb import ALL_CONDITIONS, Condition
 
     conditions = [Condition.parse(c) for c in args.conditions] if args.conditions else ALL_CONDITIONS
     evaluate(
@@ -58,6 +59,8 @@ def _teacher(args: argparse.Namespace) -> None:
 
     centre = None
     if args.centre_views:
+        import torch
+
         from .research import data
         from .research.teacher import view_targets
 
@@ -139,6 +142,13 @@ def _ship(args: argparse.Namespace) -> None:
             Path(args.runs), Path(args.out), models, args.default, command, tuple(args.keep), args.make_target
         )
     )
+
+
+def _export_onnx(args: argparse.Namespace) -> None:
+    from .core.shipping import reexport_manifest
+
+    command = "ai-server " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    print(reexport_manifest(Path(args.weights), command))
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -276,7 +286,7 @@ def _add_protocol(sub) -> None:
     p.add_argument("--evaluate-args", default="", help="extra options for each evaluate job")
     p.set_defaults(run=_reproduce)
 
-    p = sub.add_parser("ship", help="export evaluated runs as float16 weights + manifest.json")
+    p = sub.add_parser("ship", help="export evaluated runs as float16 ONNX graphs + manifest.json")
     p.add_argument("--runs", default="runs/repro")
     p.add_argument("--out", default="model-weights")
     p.add_argument(
@@ -290,6 +300,10 @@ def _add_protocol(sub) -> None:
     p.add_argument("--keep", action="append", default=[], help="a model of the current manifest to keep")
     p.add_argument("--make-target", help="the make target that rebuilds these weights (provenance)")
     p.set_defaults(run=_ship)
+
+    p = sub.add_parser("export-onnx", help="(re)export every model of a manifest as its ONNX graph")
+    p.add_argument("--weights", default=str(default_weights_dir()), help="the folder of manifest.json")
+    p.set_defaults(run=_export_onnx)
 
     p = sub.add_parser("pick", help="print the run whose metrics.json is best at a metric")
     p.add_argument("runs", nargs="+", help="run folders")
@@ -337,7 +351,7 @@ def _add_service(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Every command, in the order `ai-server --help` lists them: research, then the service."""
     parser = argparse.ArgumentParser(prog="ai-server", description=__doc__)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads of research commands (default: all)")
     sub = parser.add_subparsers(dest="command", required=True)
     for add_commands in (_add_train_evaluate, _add_teacher, _add_protocol, _add_service):
         add_commands(sub)
@@ -347,7 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        try:
+            import torch
+        except ImportError:  # the serving image: no research command to give them to
+            pass
+        else:
+            torch.set_num_threads(args.threads)
     try:
         args.run(args)
     except (

@@ -1,49 +1,95 @@
-"""`gateway` command line: serve the API, and create API keys (shown once; only their hash is stored).
+"""`gateway` command line: serve the API, and manage API keys (a key is shown once; only its hash is
+stored): create (with a role and an expiry), list, revoke, and the local admin key of a first start.
 
 Settings are read before any command runs: a bad GATEWAY_* value stops it with one line per problem on
 stderr and exit status 2, never a traceback."""
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from .settings import Settings, SettingsError, load_settings
 from .store import ROLES, store_for
 
 BAD_SETTINGS = 2
+NOT_FOUND = 1
 
 
 def write_secret(path: Path, text: str) -> None:
     """A file only its owner can read, created with that mode (never world-readable for a moment)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text + "\n")
     os.chmod(path, 0o600)
 
 
-async def create_key(settings: Settings, args: argparse.Namespace) -> None:
+def expiry(days: float | None) -> float | None:
+    return None if days is None else time.time() + days * 86400
+
+
+def positive_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number of days") from None
+    if not 0 < days < 1e6:
+        raise argparse.ArgumentTypeError("more than 0 days")
+    return days
+
+
+async def create_key(settings: Settings, args: argparse.Namespace) -> int:
     async with store_for(settings.database_url) as store:
-        key_id, token = await store.create_key(args.name, args.role)
+        key_id, token = await store.create_key(args.name, args.role, expiry(args.expires_days))
     if args.file:
         write_secret(Path(args.file), token)
         print(f"{args.role} key {key_id} written to {args.file}")
     else:
         print(token)
+    return 0
 
 
-async def ensure_admin(settings: Settings, args: argparse.Namespace) -> None:
-    """For `make run` and compose: a local admin key on first start, in a file only the owner can read."""
+async def list_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """One JSON object per key (id, name, role, dates, active): for people and scripts alike."""
+    async with store_for(settings.database_url) as store:
+        for key in await store.list_keys():
+            print(json.dumps(key))
+    return 0
+
+
+async def revoke_key(settings: Settings, args: argparse.Namespace) -> int:
+    async with store_for(settings.database_url) as store:
+        key = await store.revoke_key(args.key_id)
+    if key is None:
+        print(f"gateway: no API key {args.key_id}", file=sys.stderr)
+        return NOT_FOUND
+    print(f"revoked {key['role']} key {key['id']}")
+    return 0
+
+
+async def ensure_admin(settings: Settings, args: argparse.Namespace) -> int:
+    """For `make run` and compose: one local admin key, made on the very first start only, in a file only
+    the owner can read. Once any admin key exists (revoked ones included) nothing is made again, so a
+    revoked key stays revoked and a lost file does not mint a new key behind anyone's back."""
     path = Path(args.file)
     async with store_for(settings.database_url) as store:
-        if await store.count_keys("admin") == 0 or not path.exists():
+        if await store.count_keys("admin") == 0:
             key_id, token = await store.create_key("local admin", "admin")
             write_secret(path, token)
             print(f"created admin API key {key_id}: {path.resolve()}")
-        else:
+        elif path.exists():
             print(f"admin API key: {path.resolve()}")
+        else:
+            print(
+                f"no admin key file at {path.resolve()}; admin keys exist already, so none is made. "
+                "An operator makes one with: gateway keys create --role admin --file FILE",
+                file=sys.stderr,
+            )
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -55,15 +101,24 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=ROLES, required=True)
     create.add_argument("--name", default="")
     create.add_argument("--file", help="write the key to this file (mode 0600) instead of printing it")
-    ensure = keys.add_parser("ensure-admin", help="create an admin key in FILE unless one is there")
+    create.add_argument("--expires-days", type=positive_days, help="it stops working after this many days")
+    keys.add_parser("list", help="every key (never its secret), one JSON object a line")
+    revoke = keys.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id")
+    ensure = keys.add_parser("ensure-admin", help="on a first start: an admin key in FILE")
     ensure.add_argument("--file", required=True)
     return parser
+
+
+KEY_COMMANDS = {"create": create_key, "list": list_keys, "revoke": revoke_key, "ensure-admin": ensure_admin}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = load_settings()
+        if args.command == "serve":
+            settings.upstream_secret()  # the server alone needs it
     except SettingsError as err:
         for problem in err.problems:
             print(f"gateway: {problem}", file=sys.stderr)
@@ -72,11 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         from .http.app import serve  # only the server needs aiohttp's server side
 
         serve(settings)
-    elif args.keys_command == "create":
-        asyncio.run(create_key(settings, args))
-    else:
-        asyncio.run(ensure_admin(settings, args))
-    return 0
+        return 0
+    return asyncio.run(KEY_COMMANDS[args.keys_command](settings, args))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class InvalidRequest(GatewayError):
 
 
 class Unauthorized(GatewayError):
-    """401 (no or unknown API key) or 403 (the key's role may not do this)."""
+    """401 (no, unknown, revoked or expired API key) or 403 (the key's role may not do this)."""
 
 
 class NotFound(GatewayError):
@@ -36,7 +36,7 @@ class NotFound(GatewayError):
 
 
 class RateLimited(GatewayError):
-    """429: this key's rate limit; wait `retry_after` seconds."""
+    """429: this key's rate limit or quota (`code`: rate_limited, quota_exceeded); wait `retry_after`."""
 
 
 class Unavailable(GatewayError):
@@ -84,11 +84,16 @@ class Client:
         return self._call("POST", "/v1/match", data=form, files={"image": ("photo", image)})
 
     def enrol(self, name: str, paths: list[str | Path], metadata: dict | None = None) -> dict:
-        """Enrol a person from up to 8 photos (admin key); returns the person and any skipped photos."""
+        """Enrol a person from up to 8 photos (an enrol or admin key); the person and any skipped photos."""
         files = [("image", (f"{i}", Path(p).read_bytes())) for i, p in enumerate(paths)]
         form = {"name": name, "metadata": json.dumps(metadata or {})}
         return self._call("POST", "/v1/persons", data=form, files=files)
 
     def delete(self, person_id: str) -> dict:
-        """Delete a person and their photos (admin key)."""
+        """Erase a person (an enrol or admin key): the answer reports what was removed; repeating it
+        after a timeout is safe (`already_deleted`)."""
         return self._call("DELETE", f"/v1/persons/{person_id}")
+
+    def delete_search(self, search_id: str) -> dict:
+        """Erase one of this key's stored searches: record, feedback, photo and heatmap."""
+        return self._call("DELETE", f"/v1/searches/{search_id}")

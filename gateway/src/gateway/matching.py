@@ -24,11 +24,12 @@ class Matcher:
         return ready["model"]["version"], ready["gallery"]["version"]
 
     async def match(
-        self, request_id: str, data: bytes, sha: str, k: int, explain: bool, timings: dict[str, float]
+        self, key_id: str, request_id: str, data: bytes, k: int, explain: bool, timings: dict[str, float]
     ) -> tuple[dict, bool]:
-        """(the ai-server's result, whether it came from the cache); adds its stages to `timings`."""
+        """(the ai-server's result, whether it came from this key's cache); adds its stages to `timings`."""
         result = None
-        cached = self.cache.get((sha, k, explain))
+        cache_key = (key_id, media.sha256(data), k, explain)
+        cached = self.cache.get(cache_key)
         if cached is not None:  # seen before: still valid only at the same model and gallery versions
             started = time.perf_counter()
             if await self.versions(request_id) == cached[0]:
@@ -41,7 +42,7 @@ class Matcher:
         result = await self._infer(request_id, data, k, explain)
         timings["ai_server"] = time.perf_counter() - started
         versions = (result["model"]["version"], result["gallery"]["version"])
-        self.cache.put((sha, k, explain), versions, result)
+        self.cache.put(cache_key, versions, result)
         return result, False
 
     async def _infer(self, request_id: str, data: bytes, k: int, explain: bool) -> dict:

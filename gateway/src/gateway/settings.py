@@ -2,7 +2,8 @@
 
 A value that cannot be used (not a number, out of range, an unknown log level or database scheme) stops
 the gateway before it serves anything, with a message that names the variable; an empty variable means
-its default. GATEWAY_DATABASE_URL takes sqlite:///<path> (the one store implemented so far).
+its default. GATEWAY_DATABASE_URL takes sqlite:///<path> (the one store implemented so far). `gateway serve`
+also needs the ai-server's shared secret (GATEWAY_AI_SERVER_SECRET_FILE or GATEWAY_AI_SERVER_SECRET).
 
 | variable | default | meaning |
 |---|---|---|
@@ -13,9 +14,16 @@ its default. GATEWAY_DATABASE_URL takes sqlite:///<path> (the one store implemen
 | GATEWAY_DATABASE_URL | sqlite:///<data dir>/gateway.sqlite3 | searches, feedback, keys, failure log |
 | GATEWAY_WEB_DIR | mobile-app/dist of the checkout, if present | static web app served at / |
 | GATEWAY_CORS_ORIGINS | (none) | comma-separated origins allowed to call the API, or * |
+| GATEWAY_AI_SERVER_SECRET_FILE | (none) | file with the secret shared with the ai-server (`serve` needs it) |
+| GATEWAY_AI_SERVER_SECRET | (none) | the shared secret itself, instead of the file (at least 32 characters) |
 | GATEWAY_MAX_IMAGE_BYTES | 10485760 | upload size limit per image (413 above; >= 1) |
-| GATEWAY_MAX_PIXELS | 40000000 | width x height limit (413 above; >= 1) |
-| GATEWAY_MAX_K | 50 | largest k a match may ask for (>= 1) |
+| GATEWAY_MAX_PIXELS | 12000000 | width x height limit (413 above; >= 1) |
+| GATEWAY_MAX_K | 50 | largest k an enrol or admin key may ask for (>= 1) |
+| GATEWAY_SEARCH_MAX_K | 5 | largest k a search key may ask for (1 to GATEWAY_MAX_K) |
+| GATEWAY_SEARCH_METADATA_FIELDS | (none) | comma-separated metadata fields a search key sees (no others) |
+| GATEWAY_SEARCH_SHOW_NO_MATCH | false | a search key sees the candidates of a no-match answer too |
+| GATEWAY_BODY_BUDGET_BYTES | 67108864 | bytes of request bodies in memory at once (more wait, then 503) |
+| GATEWAY_BODY_TIMEOUT_S | 20 | a request body must arrive within this (408 after; > 0) |
 | GATEWAY_TIMEOUT_S | 30 | total timeout of one upstream inference call (> 0) |
 | GATEWAY_CONNECT_TIMEOUT_S | 1 | timeout to connect to the ai-server (> 0) |
 | GATEWAY_RETRIES | 2 | extra attempts for idempotent upstream calls (GET, DELETE; >= 0) |
@@ -28,6 +36,11 @@ its default. GATEWAY_DATABASE_URL takes sqlite:///<path> (the one store implemen
 | GATEWAY_RATE_BURST | 60 | requests a key may make at once before the per-minute rate applies (>= 1) |
 | GATEWAY_CACHE_ENTRIES | 512 | match results kept in memory (0: no cache) |
 | GATEWAY_RETENTION_DAYS | 30 | searches (and their images) older than this are purged (> 0, e.g. 0.5) |
+| GATEWAY_PHOTO_RETENTION_DAYS | 7 | stored query photos and heatmaps go sooner (> 0; at most the retention) |
+| GATEWAY_QUOTA_SEARCHES_PER_DAY | 2000 | matches one key may make per UTC day (429 quota_exceeded above) |
+| GATEWAY_QUOTA_STORED_BYTES | 104857600 | bytes of photos and heatmaps one key's searches keep (429 above) |
+| GATEWAY_AUTH_FAILURES_PER_MINUTE | 30 | refused API keys per client address (429 above, not logged) |
+| GATEWAY_HSTS_MAX_AGE_S | 0 | Strict-Transport-Security max-age; set it when served over HTTPS (0: off) |
 | GATEWAY_PURGE_INTERVAL_S | 3600 | how often the retention purge runs (> 0) |
 | GATEWAY_LOG_LEVEL | info | debug, info, warning, error |
 """
@@ -43,6 +56,7 @@ from .store import BACKENDS
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = Path("data/gateway")
+MIN_SECRET_LENGTH = 32
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -68,9 +82,16 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: sqlite under data_dir (filled in below)
     web_dir: str = ""  # empty: mobile-app/dist of the checkout when it exists
     cors_origins: str = ""
+    ai_server_secret_file: Path | None = None
+    ai_server_secret: str | None = Field(None, repr=False)  # never in a repr or a log line
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1)
-    max_pixels: int = Field(40_000_000, ge=1)
+    max_pixels: int = Field(12_000_000, ge=1)
     max_k: int = Field(50, ge=1)
+    search_max_k: int = Field(5, ge=1)
+    search_metadata_fields: str = ""
+    search_show_no_match: bool = False
+    body_budget_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    body_timeout_s: float = Field(20.0, gt=0)
     timeout_s: float = Field(30.0, gt=0)
     connect_timeout_s: float = Field(1.0, gt=0)
     retries: int = Field(2, ge=0)
@@ -83,6 +104,11 @@ class Settings(BaseSettings):
     rate_burst: int = Field(60, ge=1)
     cache_entries: int = Field(512, ge=0)
     retention_days: float = Field(30.0, gt=0)
+    photo_retention_days: float = Field(7.0, gt=0)
+    quota_searches_per_day: int = Field(2000, ge=1)
+    quota_stored_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    auth_failures_per_minute: float = Field(30.0, ge=1)
+    hsts_max_age_s: int = Field(0, ge=0)
     purge_interval_s: float = Field(3600.0, gt=0)
     log_level: LogLevel = "info"
 
@@ -95,6 +121,15 @@ class Settings(BaseSettings):
             if isinstance(data_dir, str | Path):
                 values = {**values, "database_url": f"sqlite:///{Path(data_dir) / 'gateway.sqlite3'}"}
         return values
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        """Limits that only make sense together (each message names the variable to change)."""
+        if self.search_max_k > self.max_k:
+            raise ValueError(f"GATEWAY_SEARCH_MAX_K ({self.search_max_k}) must be <= GATEWAY_MAX_K")
+        if self.body_budget_bytes < self.max_image_bytes:
+            raise ValueError("GATEWAY_BODY_BUDGET_BYTES must be >= GATEWAY_MAX_IMAGE_BYTES")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -133,6 +168,40 @@ class Settings(BaseSettings):
     def origins(self) -> set[str]:
         return {o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()}
 
+    @property
+    def photo_days(self) -> float:
+        """How long a search's photo and heatmap are kept: never longer than the search itself."""
+        return min(self.photo_retention_days, self.retention_days)
+
+    @property
+    def metadata_fields(self) -> frozenset[str]:
+        return frozenset(f.strip() for f in self.search_metadata_fields.split(",") if f.strip())
+
+    def upstream_secret(self) -> str:
+        """The secret the ai-server expects on every call; a SettingsError when it is missing, doubled or
+        too short (`gateway serve` refuses to start without it)."""
+        if (self.ai_server_secret_file is None) == (self.ai_server_secret is None):
+            raise SettingsError(
+                [
+                    "set exactly one of GATEWAY_AI_SERVER_SECRET_FILE or GATEWAY_AI_SERVER_SECRET: the "
+                    "ai-server answers only callers with its shared secret (make run and compose make it)"
+                ]
+            )
+        if self.ai_server_secret_file is not None:
+            try:
+                value = self.ai_server_secret_file.read_text().strip()
+            except OSError as err:
+                name = str(self.ai_server_secret_file)
+                raise SettingsError(
+                    [f"GATEWAY_AI_SERVER_SECRET_FILE {err.strerror} (got {name!r})"]
+                ) from None
+        else:
+            value = self.ai_server_secret.strip()
+        if len(value) < MIN_SECRET_LENGTH:
+            source = "GATEWAY_AI_SERVER_SECRET" + ("_FILE" if self.ai_server_secret_file is not None else "")
+            raise SettingsError([f"{source}: the secret must be at least {MIN_SECRET_LENGTH} characters"])
+        return value
+
 
 def load_settings(**overrides: Any) -> Settings:
     """The environment (and overrides, which win), or a SettingsError naming every bad variable."""
@@ -156,13 +225,16 @@ PHRASES = {
     "finite_number": lambda ctx: "must be a finite number",
     "literal_error": lambda ctx: f"must be one of {ctx['expected']}",
     "value_error": lambda ctx: str(ctx["error"]),
+    "bool_parsing": lambda ctx: "must be true or false",
     "extra_forbidden": lambda ctx: "is not a setting",
 }
 
 
 def _describe(problem: dict) -> str:
     """One pydantic error as `GATEWAY_NAME must be ... (got '...')`: what an operator can act on."""
-    field = str(problem["loc"][0]) if problem["loc"] else "settings"
+    if not problem["loc"]:  # a check across settings: its message names the variables
+        return str(problem.get("ctx", {}).get("error", problem["msg"]))
+    field = str(problem["loc"][0])
     phrase = PHRASES.get(problem["type"])
     said = phrase(problem.get("ctx", {})) if phrase else problem["msg"][:1].lower() + problem["msg"][1:]
     return f"GATEWAY_{field.upper()} {said} (got {problem['input']!r})"

@@ -16,6 +16,10 @@ UPSTREAM_SECONDS = Histogram("gateway_upstream_seconds", "ai-server call latency
 CACHE = Counter("gateway_cache_total", "Match result cache lookups", ["result"])
 CIRCUIT_OPEN = Gauge("gateway_circuit_open", "1 while the circuit to the ai-server is open")
 WAITING = Gauge("gateway_waiting_requests", "Requests waiting for an ai-server slot")
+BODY_BYTES = Gauge("gateway_body_bytes", "Bytes of request bodies held within the body budget")
+UNLOGGED = Counter(
+    "gateway_unlogged_refusals_total", "Refusals not written to the failure log (per-address limit)"
+)
 
 
 class LogFormatter(JsonFormatter):

@@ -5,6 +5,12 @@ gave no answer or said it is unavailable (connection error, timeout, 502/503/504
 so an enrolment is never made twice. After `breaker_failures` consecutive failures the circuit opens and
 every call fails at once with 503 `ai_unavailable` until, `breaker_reset_s` later, one trial call is let
 through: its success closes the circuit again.
+
+Every call carries the ai-server's shared secret (`Authorization: Bearer`) and how long the gateway will
+wait for it (`X-Request-Timeout-Ms`, a little less than the call's timeout), so the ai-server stops work
+nobody waits for instead of carrying on for minutes. `probe()` is the public /readyz's look at the
+ai-server: no retries, no failure record, and it never counts towards the circuit breaker, so anonymous
+traffic on /readyz cannot open the circuit for everyone.
 """
 
 import asyncio
@@ -24,6 +30,8 @@ from .settings import Settings
 log = logging.getLogger("gateway")
 IDEMPOTENT = {"GET", "HEAD", "DELETE"}
 UNAVAILABLE = {502, 503, 504}
+DEADLINE_MARGIN_S = 0.5  # the ai-server stops this much before the gateway gives up
+PROBE_EVERY_S = 1.0  # the public /readyz asks the ai-server at most this often
 
 
 class CircuitBreaker:
@@ -87,14 +95,20 @@ def unavailable(retry_after: float) -> ApiError:
 
 
 class Upstream:
-    def __init__(self, settings: Settings, on_failure: Callable[[dict], Awaitable[None]]):
+    def __init__(
+        self, settings: Settings, on_failure: Callable[[dict], Awaitable[None]], secret: str | None = None
+    ):
         self.base = settings.ai_server_url.rstrip("/")
         self.settings = settings
+        self.auth = {"Authorization": f"Bearer {secret}"} if secret else {}
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
         self.on_failure = on_failure  # records a failed call (the failure log)
         self.session: aiohttp.ClientSession | None = None
+        self._probing: asyncio.Lock | None = None
+        self._probed: tuple[float, dict | None] = (float("-inf"), None)
 
     async def start(self) -> None:
+        self._probing = asyncio.Lock()
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=4 * self.settings.max_inflight + 16),
             auto_decompress=False,
@@ -138,9 +152,28 @@ class Upstream:
                 await asyncio.sleep(0.05 * 2**attempt * (1 + random.random() / 2))
         raise unavailable(1.0)
 
+    async def readiness(self, request_id: str) -> dict | None:
+        """The ai-server's /readyz body while it is ready, else None: asked at most once a PROBE_EVERY_S
+        (concurrent callers share one probe), outside the breaker and the failure log."""
+        async with self._probing:
+            asked_at, body = self._probed
+            if time.monotonic() - asked_at >= PROBE_EVERY_S:
+                reply = await self.probe(request_id)
+                body = reply.json() if reply is not None and reply.status == 200 else None
+                self._probed = (time.monotonic(), body)
+            return body
+
+    async def probe(self, request_id: str, timeout_s: float = 3.0) -> Reply | None:
+        """GET /readyz once, outside the breaker and the failure log; None when there is no answer."""
+        timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.settings.connect_timeout_s)
+        reply, _ = await self._send("GET", "/readyz", request_id, None, None, timeout)
+        return reply
+
     async def _send(self, method, path, request_id, data, params, timeout) -> tuple[Reply | None, str]:
         """One HTTP exchange: (the reply, "") or, when there was no usable answer, (None, why)."""
         started = time.perf_counter()
+        wait_ms = max(1, round(1000 * (timeout.total - DEADLINE_MARGIN_S)))
+        headers = {"X-Request-ID": request_id, "X-Request-Timeout-Ms": str(wait_ms), **self.auth}
         try:
             async with self.session.request(
                 method,
@@ -148,7 +181,7 @@ class Upstream:
                 data=data,
                 params=params,
                 timeout=timeout,
-                headers={"X-Request-ID": request_id},
+                headers=headers,
             ) as response:
                 reply = Reply(
                     response.status, await response.read(), response.headers.get("Content-Type", "")

@@ -44,7 +44,13 @@ export function describeError(error: unknown): Problem {
     case 'forbidden':
       return {
         title: 'Not allowed with this key',
-        detail: 'This needs an admin API key.',
+        detail: 'This needs a key with more rights: enrolling needs an enrol key (Settings).',
+        retryable: false,
+      };
+    case 'quota_exceeded':
+      return {
+        title: 'This key has used its quota',
+        detail: `${error.message} Ask the operator if you need more.`,
         retryable: false,
       };
     case 'no_face_found':
@@ -74,7 +80,11 @@ export function describeError(error: unknown): Problem {
         return { title: 'The API key was refused', detail: 'Check the API key in Settings.', retryable: false };
       }
       if (error.status === 403) {
-        return { title: 'Not allowed with this key', detail: 'This needs an admin API key.', retryable: false };
+        return {
+          title: 'Not allowed with this key',
+          detail: 'This needs a key with more rights: enrolling needs an enrol key (Settings).',
+          retryable: false,
+        };
       }
       return {
         title: error.status >= 500 ? 'The service had a problem' : 'The request was refused',

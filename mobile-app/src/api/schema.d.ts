@@ -11,7 +11,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Search the gallery with a photo: the k most similar persons, stored as a search */
+        /**
+         * Search the gallery with a photo: the k most similar persons, stored as a search
+         * @description 429 `rate_limited` (the key's rate), 429 `quota_exceeded` (its searches per day or the storage its searches keep: other keys are not affected), 408 when the body does not arrive within GATEWAY_BODY_TIMEOUT_S, 503 `overloaded` when the upload budget or the ai-server slots are taken.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -24,10 +27,13 @@ export interface paths {
                     "multipart/form-data": {
                         /**
                          * Format: binary
-                         * @description JPEG, PNG or WebP (from its bytes), at most 10 MiB and 40 Mpx by default
+                         * @description JPEG, PNG or WebP (from its bytes), at most 10 MiB and 12 Mpx by default
                          */
                         image: string;
-                        /** @default 5 */
+                        /**
+                         * @description at most GATEWAY_SEARCH_MAX_K (5) with a search key, GATEWAY_MAX_K (50) above
+                         * @default 5
+                         */
                         k?: number;
                         /**
                          * @description also return and store the Grad-CAM++ heatmap overlay
@@ -49,6 +55,7 @@ export interface paths {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                408: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 422: components["responses"]["Error"];
@@ -72,7 +79,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** The paper's endpoint: the same as /v1/match */
+        /**
+         * The paper's endpoint: the same as /v1/match
+         * @description 429 `rate_limited` (the key's rate), 429 `quota_exceeded` (its searches per day or the storage its searches keep: other keys are not affected), 408 when the body does not arrive within GATEWAY_BODY_TIMEOUT_S, 503 `overloaded` when the upload budget or the ai-server slots are taken.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -85,10 +95,13 @@ export interface paths {
                     "multipart/form-data": {
                         /**
                          * Format: binary
-                         * @description JPEG, PNG or WebP (from its bytes), at most 10 MiB and 40 Mpx by default
+                         * @description JPEG, PNG or WebP (from its bytes), at most 10 MiB and 12 Mpx by default
                          */
                         image: string;
-                        /** @default 5 */
+                        /**
+                         * @description at most GATEWAY_SEARCH_MAX_K (5) with a search key, GATEWAY_MAX_K (50) above
+                         * @default 5
+                         */
                         k?: number;
                         /**
                          * @description also return and store the Grad-CAM++ heatmap overlay
@@ -110,6 +123,7 @@ export interface paths {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                408: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 422: components["responses"]["Error"];
@@ -207,7 +221,33 @@ export interface paths {
         };
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete a stored search: its record, feedback, photo, heatmap and the key's cached results */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    search_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description deleted */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SearchDeleted"];
+                    };
+                };
+                401: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                429: components["responses"]["Error"];
+                507: components["responses"]["Error"];
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;
@@ -336,6 +376,7 @@ export interface paths {
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                408: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 429: components["responses"]["Error"];
                 507: components["responses"]["Error"];
@@ -354,13 +395,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Enrolled persons (admin) */
+        /** Enrolled persons (enrol key) */
         get: {
             parameters: {
                 query?: {
                     /** @description rows to skip */
                     offset?: number;
-                    /** @description rows per page (searches: at most 100; failures: 500) */
+                    /** @description rows per page (at most 500) */
                     limit?: number;
                 };
                 header?: never;
@@ -386,7 +427,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** Enrol a person with one or more photos (admin) */
+        /** Enrol a person with one or more photos (enrol key) */
         post: {
             parameters: {
                 query?: never;
@@ -419,6 +460,7 @@ export interface paths {
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
+                408: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 422: components["responses"]["Error"];
@@ -440,7 +482,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One person (admin) */
+        /** One person (enrol key) */
         get: {
             parameters: {
                 query?: never;
@@ -472,7 +514,7 @@ export interface paths {
         };
         put?: never;
         post?: never;
-        /** Delete a person and their photos; cached results and stored searches forget them (admin) */
+        /** Delete a person and their photos; cached results and stored searches forget them (enrol key) */
         delete: {
             parameters: {
                 query?: never;
@@ -515,7 +557,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Add photos to a person (admin) */
+        /** Add photos to a person (enrol key) */
         post: {
             parameters: {
                 query?: never;
@@ -551,6 +593,7 @@ export interface paths {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                408: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 422: components["responses"]["Error"];
@@ -575,7 +618,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Delete one photo of a person (admin) */
+        /** Delete one photo of a person (enrol key) */
         delete: {
             parameters: {
                 query?: never;
@@ -617,7 +660,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Thumbnail of an enrolled photo, as linked from match results */
+        /**
+         * Thumbnail of an enrolled photo, as linked from match results
+         * @description A search key gets only thumbnails of faces its own stored searches showed it (404 for any other); an enrol or admin key gets any.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -695,6 +741,128 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every API key: role, dates, whether it is active (never a secret) (admin) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            keys: components["schemas"]["Key"][];
+                        };
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                429: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        /** Create an API key; its token is in this answer only (admin) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["KeyRequest"];
+                };
+            };
+            responses: {
+                /** @description created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            key: components["schemas"]["Key"];
+                            token: string;
+                        };
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                408: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                429: components["responses"]["Error"];
+                507: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an API key at once (admin) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    key_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description revoked */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @constant */
+                            revoked: true;
+                            key: components["schemas"]["Key"];
+                        };
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                429: components["responses"]["Error"];
+                507: components["responses"]["Error"];
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;
@@ -900,6 +1068,7 @@ export interface components {
             person_id: string;
             /** @description null once the person is deleted */
             name: string | null;
+            /** @description for a search key only the fields of GATEWAY_SEARCH_METADATA_FIELDS (none by default) */
             metadata: Record<string, unknown>;
             /** @description cosine similarity of the best face of this person */
             similarity: number;
@@ -926,8 +1095,9 @@ export interface components {
             search_id: string;
             request_id: string;
             k: number;
-            /** @description answered from the result cache without inference */
+            /** @description answered from the result cache without inference: this key sent this photo before */
             cached: boolean;
+            /** @description best first; for a search key: empty when no_match is true (unless the operator allows otherwise), metadata only with the fields the operator allows */
             matches: components["schemas"]["Match"][];
             /** @description true exactly when no candidate's confidence reaches `min_confidence` (for a model without a search calibration: when no candidate's similarity reaches `threshold`); no candidate below that level is a likely match */
             no_match: boolean;
@@ -941,6 +1111,7 @@ export interface components {
                 persons: number;
                 version: number;
             };
+            /** @description the stored copy of the photo: JPEG, upright, at most 1024 px, without metadata; gone after GATEWAY_PHOTO_RETENTION_DAYS */
             image_url: string;
             heatmap_url: string | null;
             /** @description versions (the cache check of a photo seen before), ai_server (a miss), store, total */
@@ -953,6 +1124,7 @@ export interface components {
             };
         };
         SearchResult: {
+            /** @description best first; for a search key: empty when no_match is true (unless the operator allows otherwise), metadata only with the fields the operator allows */
             matches: components["schemas"]["Match"][];
             /** @description true exactly when no candidate's confidence reaches `min_confidence` (for a model without a search calibration: when no candidate's similarity reaches `threshold`); no candidate below that level is a likely match */
             no_match: boolean;
@@ -974,6 +1146,7 @@ export interface components {
             k: number;
             cached: boolean;
             result: components["schemas"]["SearchResult"];
+            /** @description 404 once the photo expired or was erased */
             image_url: string;
             heatmap_url: string | null;
             feedback?: components["schemas"]["Feedback"][];
@@ -1032,8 +1205,17 @@ export interface components {
             person_id?: string;
             face_id?: number;
             gallery_version?: number;
+            /** @description the gallery had erased this person before (a repeated DELETE, e.g. after a timeout): the gateway's part was done again */
+            already_deleted: boolean;
             /** @description stored searches that showed this person */
             searches_redacted: number;
+            erasure: {
+                /** @description what the ai-server removed: face rows and vectors, crops, thumbnails */
+                gallery: {
+                    [key: string]: number | boolean;
+                };
+                gateway: components["schemas"]["GatewayErasure"];
+            };
         };
         Failure: {
             id: number;
@@ -1062,10 +1244,43 @@ export interface components {
             status: "ready";
             ai_server: {
                 model: components["schemas"]["Model"];
-                gallery: Record<string, unknown>;
             };
             /** @constant */
             storage: "ok";
+        };
+        SearchDeleted: {
+            /** @constant */
+            deleted: true;
+            search_id: string;
+            erasure: components["schemas"]["GatewayErasure"];
+        };
+        /** @description what the gateway removed: stored searches redacted (name, metadata, thumbnail link; their photo and heatmap too when a person is erased) or deleted, feedback, photo and heatmap files, cached results, and whether the database was compacted (its WAL truncated) */
+        GatewayErasure: {
+            searches_redacted: number;
+            searches_deleted: number;
+            feedback_removed: number;
+            images_removed: number;
+            cached_results_removed: number;
+            database_compacted: boolean;
+        };
+        Key: {
+            id: string;
+            name: string;
+            /** @enum {unknown} */
+            role: "search" | "enrol" | "admin";
+            created_at: number;
+            expires_at: number | null;
+            revoked_at: number | null;
+            /** @description to the minute */
+            last_used_at: number | null;
+            /** @description neither revoked nor expired */
+            active: boolean;
+        };
+        KeyRequest: {
+            /** @enum {unknown} */
+            role: "search" | "enrol" | "admin";
+            name?: string;
+            expires_in_days?: number;
         };
     };
     responses: {

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 
 import type { Enrolment, PhotoFile } from '../api/types';
-import { useClient } from './ClientContext';
+import { useEnrolClient } from './ClientContext';
 
 export type EnrolState =
   | { status: 'idle' }
@@ -9,9 +9,9 @@ export type EnrolState =
   | { status: 'done'; enrolment: Enrolment; photos: PhotoFile[] }
   | { status: 'error'; error: unknown };
 
-/** One enrolment upload with progress; cancel aborts it. */
+/** One enrolment upload with progress, sent with the enrol key; cancel aborts it. */
 export function useEnrol() {
-  const client = useClient();
+  const client = useEnrolClient();
   const [state, setState] = useState<EnrolState>({ status: 'idle' });
   const controller = useRef<AbortController | null>(null);
 

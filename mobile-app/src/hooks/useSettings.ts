@@ -5,11 +5,14 @@ import { loadSettings, saveSettings, type StoredSettings } from '../storage/sett
 
 export interface SettingsState {
   settings: StoredSettings | null;
+  /** with the search key */
   client: GatewayApi | null;
+  /** with the enrol key (the search key when none is set, which the gateway refuses to enrol with) */
+  enrolClient: GatewayApi | null;
   save: (next: StoredSettings) => Promise<void>;
 }
 
-/** Settings loaded once from storage, and a client built from them (null until configured). */
+/** Settings loaded once from storage, and the clients built from them (null until configured). */
 export function useSettings(): SettingsState {
   const [settings, setSettings] = useState<StoredSettings | null>(null);
 
@@ -22,7 +25,7 @@ export function useSettings(): SettingsState {
   }, []);
 
   const save = useCallback(async (next: StoredSettings) => {
-    const clean = { baseUrl: next.baseUrl.trim(), apiKey: next.apiKey.trim() };
+    const clean = { baseUrl: next.baseUrl.trim(), apiKey: next.apiKey.trim(), enrolKey: next.enrolKey.trim() };
     await saveSettings(clean);
     setSettings(clean);
   }, []);
@@ -31,6 +34,13 @@ export function useSettings(): SettingsState {
     () => (settings && settings.baseUrl ? createClient(settings) : null),
     [settings],
   );
+  const enrolClient = useMemo(
+    () =>
+      settings && settings.baseUrl
+        ? createClient({ baseUrl: settings.baseUrl, apiKey: settings.enrolKey || settings.apiKey })
+        : null,
+    [settings],
+  );
 
-  return { settings, client, save };
+  return { settings, client, enrolClient, save };
 }

@@ -19,7 +19,7 @@ function skipReason({ error }: SkippedPhoto): string {
   return typeof error?.message === 'string' ? error.message : 'not usable';
 }
 
-/** Enrol a missing person (needs an admin API key): name, optional details, one or more photos. */
+/** Enrol a missing person (with the enrol key of Settings): name, optional details, one or more photos. */
 export function EnrolScreen() {
   const theme = useTheme();
   const [name, setName] = useState('');
@@ -79,7 +79,7 @@ export function EnrolScreen() {
   const uploading = state.status === 'uploading';
   return (
     <Screen title="Enrol">
-      <Text style={{ color: theme.muted }}>Needs an admin API key. Add clear photos of the face.</Text>
+      <Text style={{ color: theme.muted }}>Needs an enrol key (Settings). Add clear photos of the face.</Text>
       <Field label="Name (required)" value={name} onChangeText={setName} autoCorrect={false} />
       <Field label="Date last seen (optional)" placeholder="e.g. 2026-11-20" value={lastSeen} onChangeText={setLastSeen} />
       <Field label="Contact (optional)" placeholder="who to call" value={contact} onChangeText={setContact} />

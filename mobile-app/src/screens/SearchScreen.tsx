@@ -11,7 +11,8 @@ import { UploadProgress } from '../components/UploadProgress';
 import { useSearch } from '../hooks/useSearch';
 import { ResultsView } from './ResultsView';
 
-const K_CHOICES = [5, 10];
+// a search key may ask for at most 5 people (GATEWAY_SEARCH_MAX_K): the gateway refuses more
+const K_CHOICES = [3, 5];
 
 /** Take or pick a photo, search, see the results. */
 export function SearchScreen() {

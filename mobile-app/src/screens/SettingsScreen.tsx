@@ -16,18 +16,19 @@ interface Props {
 
 type Check = { state: 'idle' } | { state: 'checking' } | { state: 'done'; ok: boolean; text: string };
 
-/** Gateway address and API key, and a connection check against /readyz. */
+/** Gateway address, the search key and (for those who enrol) the enrol key, and a connection check. */
 export function SettingsScreen({ settings, onSave }: Props) {
   const theme = useTheme();
   const [baseUrl, setBaseUrl] = useState(settings.baseUrl);
   const [apiKey, setApiKey] = useState(settings.apiKey);
+  const [enrolKey, setEnrolKey] = useState(settings.enrolKey);
   const [saved, setSaved] = useState(false);
   const [check, setCheck] = useState<Check>({ state: 'idle' });
 
-  useEffect(() => setSaved(false), [baseUrl, apiKey]);
+  useEffect(() => setSaved(false), [baseUrl, apiKey, enrolKey]);
 
   async function save() {
-    await onSave({ baseUrl, apiKey });
+    await onSave({ baseUrl, apiKey, enrolKey });
     setSaved(true);
   }
 
@@ -59,6 +60,14 @@ export function SettingsScreen({ settings, onSave }: Props) {
         keyboardType="url"
       />
       <Field label="API key" value={apiKey} onChangeText={setApiKey} secureTextEntry autoCapitalize="none" />
+      <Field
+        label="Enrol key (optional)"
+        value={enrolKey}
+        onChangeText={setEnrolKey}
+        placeholder="only to enrol people"
+        secureTextEntry
+        autoCapitalize="none"
+      />
       <View style={styles.row}>
         <Button title="Save" label="Save settings" onPress={save} />
         <Button

@@ -1,11 +1,15 @@
-// Where the gateway address and API key live: the device keychain (expo-secure-store) on phones,
-// localStorage on the web (a browser has no secure store).
+// Where the gateway address and API keys live: the device keychain (expo-secure-store) on phones,
+// localStorage on the web (a browser has no secure store). Two keys, least privilege: the search key
+// every user has, and an enrol key (only for the people who enrol; optional).
 import * as SecureStore from 'expo-secure-store';
 import { Platform } from 'react-native';
 
 export interface StoredSettings {
   baseUrl: string;
+  /** the search key: searches, history, feedback */
   apiKey: string;
+  /** an enrol key, used only to enrol; empty: the search key is tried (and refused) */
+  enrolKey: string;
 }
 
 const KEY = 'gateway_settings';
@@ -22,7 +26,11 @@ function parse(raw: string | null): StoredSettings | null {
   if (!raw) return null;
   try {
     const value = JSON.parse(raw) as Partial<StoredSettings>;
-    return { baseUrl: String(value.baseUrl ?? ''), apiKey: String(value.apiKey ?? '') };
+    return {
+      baseUrl: String(value.baseUrl ?? ''),
+      apiKey: String(value.apiKey ?? ''),
+      enrolKey: String(value.enrolKey ?? ''),
+    };
   } catch {
     return null;
   }
@@ -33,7 +41,7 @@ export async function loadSettings(): Promise<StoredSettings> {
     Platform.OS === 'web'
       ? globalThis.localStorage?.getItem(KEY) ?? null
       : await SecureStore.getItemAsync(KEY);
-  return parse(raw) ?? { baseUrl: defaultBaseUrl(), apiKey: '' };
+  return parse(raw) ?? { baseUrl: defaultBaseUrl(), apiKey: '', enrolKey: '' };
 }
 
 export async function saveSettings(settings: StoredSettings): Promise<void> {

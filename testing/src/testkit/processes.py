@@ -1,7 +1,12 @@
 """Real services on loopback ports: a free port, a process in its own process group with its output in a
-log file, waited on until a URL answers 200, stopped with SIGTERM (SIGKILL after a grace period)."""
+log file, waited on until a URL answers 200, stopped with SIGTERM (SIGKILL after a grace period).
+
+The ai-server answers only callers with its shared secret: `AiServer` makes one per server (or takes
+`secret=`), offers it as `headers` for a test that calls the ai-server itself, and a `Gateway` in front of
+a known `AiServer` URL is given that secret without being told."""
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -110,9 +115,13 @@ def _variables(prefix: str, settings: dict) -> dict[str, str]:
     return {f"{prefix}{name.upper()}": str(value) for name, value in settings.items()}
 
 
+_SECRETS: dict[str, str] = {}  # ai-server URL -> its shared secret, for the gateways put in front of it
+
+
 class AiServer(Service):
     """`ai-server serve` on a free port with its gallery in `data_dir`, ready at /readyz (every worker
-    loaded); `settings` become AI_SERVER_* variables (workers=1 -> AI_SERVER_WORKERS=1)."""
+    loaded); `settings` become AI_SERVER_* variables (workers=1 -> AI_SERVER_WORKERS=1). Its shared secret
+    is `secret` (a new one unless given), sent by `headers` and `call`."""
 
     def __init__(
         self,
@@ -120,21 +129,31 @@ class AiServer(Service):
         log: Path | None = None,
         ready_s: float = 240,
         interval: float = 0.2,
+        secret: str | None = None,
         **settings,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.secret = secret or secrets.token_urlsafe(32)
+        self.headers = {"Authorization": f"Bearer {self.secret}"}
+        _SECRETS[self.url] = self.secret
         env = {
             "AI_SERVER_DATA_DIR": str(data_dir),
             "AI_SERVER_PORT": str(self.port),
+            "AI_SERVER_SECRET": self.secret,
             **_variables("AI_SERVER_", settings),
         }
         super().__init__([BIN / "ai-server", "serve"], env, self.url + "/readyz", ready_s, log, interval)
 
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        """A request to the ai-server itself, with its secret (and `headers=` added to it)."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return requests.request(method, self.url + path, headers=headers, timeout=120, **kwargs)
+
     def match_count(self) -> float:
         """How many /v1/match requests the ai-server has answered (from its own metrics)."""
         total = 0.0
-        for line in requests.get(self.url + "/metrics", timeout=10).text.splitlines():
+        for line in self.call("GET", "/metrics").text.splitlines():
             if line.startswith("ai_requests_total{") and 'endpoint="/v1/match"' in line:
                 total += float(line.rsplit(" ", 1)[1])
         return total
@@ -142,7 +161,8 @@ class AiServer(Service):
 
 class Gateway(Service):
     """`gateway serve` on a free port in front of `ai_url`, its data in `data_dir`, ready at `ready_path`;
-    `settings` become GATEWAY_* variables (rate_burst=10 -> GATEWAY_RATE_BURST=10)."""
+    `settings` become GATEWAY_* variables (rate_burst=10 -> GATEWAY_RATE_BURST=10); in front of an
+    `AiServer` of this process it has that server's secret unless `ai_server_secret` is given."""
 
     def __init__(
         self,
@@ -157,10 +177,12 @@ class Gateway(Service):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = Path(data_dir)
+        known = {"GATEWAY_AI_SERVER_SECRET": _SECRETS[ai_url]} if ai_url in _SECRETS else {}
         env = {
             "GATEWAY_PORT": str(self.port),
             "GATEWAY_AI_SERVER_URL": ai_url,
             "GATEWAY_DATA_DIR": str(self.data_dir),
+            **known,
             **_variables("GATEWAY_", settings),
         }
         super().__init__([BIN / "gateway", "serve"], env, self.url + ready_path, ready_s, log, interval)

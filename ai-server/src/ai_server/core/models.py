@@ -5,7 +5,6 @@ looks at) followed by an `EmbeddingHead`. The ArcFace head is separate because o
 closed-set evaluation need it; an embedding is all the gallery stores.
 """
 
-import hashlib
 import math
 import os
 from collections import OrderedDict
@@ -16,7 +15,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-ARCHS = ("mobilenet_v3_large", "shufflenet_v2_x1_0", "efficientnet_b0")
+from .weights import sha256_file
+
+ARCHS = ("mobilenet_v3_large", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "efficientnet_b0")
 
 
 def _trunk(arch: str) -> tuple[nn.Sequential, int]:
@@ -27,8 +28,8 @@ def _trunk(arch: str) -> tuple[nn.Sequential, int]:
     if arch == "efficientnet_b0":
         net = torchvision.models.efficientnet_b0(weights=None)
         return net.features, net.features[-1].out_channels
-    if arch == "shufflenet_v2_x1_0":
-        net = torchvision.models.shufflenet_v2_x1_0(weights=None)
+    if arch in ("shufflenet_v2_x1_0", "shufflenet_v2_x1_5"):  # x1.5: 2.2x the width-1.0 compute
+        net = getattr(torchvision.models, arch)(weights=None)
         names = ("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5")
         return nn.Sequential(OrderedDict((n, getattr(net, n)) for n in names)), net.conv5[0].out_channels
     raise ValueError(f"unknown arch {arch!r}; expected one of {ARCHS}")
@@ -169,14 +170,6 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_model(path: str | os.PathLike, model: FaceNet, head: ArcFace, config: dict) -> str:
     """Write a model file atomically (a half-written file never has the final name); return its sha256."""
     path = Path(path)
@@ -190,10 +183,16 @@ def save_model(path: str | os.PathLike, model: FaceNet, head: ArcFace, config: d
 def load_model(
     path: str | os.PathLike, expect_sha256: str | None = None, device: str = "cpu"
 ) -> tuple[FaceNet, ArcFace, dict]:
-    """Load a model file written by `save_model` (float32 or float16 weights) in eval mode."""
+    """Load a model file in eval mode: a run's `save_model` file (float32 or float16 weights) or a shipped
+    ONNX graph (`core.onnx_graph`: the same weights, read from its initializers)."""
     if expect_sha256 is not None and sha256_file(path) != expect_sha256:
         raise ValueError(f"{path}: sha256 differs from the expected {expect_sha256}")
-    blob = torch.load(path, map_location=device, weights_only=True)
+    if str(path).endswith(".onnx"):
+        from .onnx_graph import read_onnx
+
+        blob = read_onnx(path)
+    else:
+        blob = torch.load(path, map_location=device, weights_only=True)
     config = blob["config"]
     model = build_model(config["arch"], config["in_channels"], config["embedding_dim"], config["dropout"])
     model.load_state_dict(blob["model"])

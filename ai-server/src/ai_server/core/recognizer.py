@@ -13,6 +13,7 @@ import torch
 
 from .cam import LABEL_FREE_TARGETS, GradCAMPlusPlus, make_target
 from .models import ArcFace, FaceNet, load_model, model_input
+from .weights import default_weights_dir
 
 
 class Output(NamedTuple):
@@ -115,6 +116,16 @@ def eval_target(config: dict) -> str:
     heat = config.get("heatmap") or {}
     target = heat.get("target", "embedding_norm")
     return target if target in LABEL_FREE_TARGETS else "predicted_class"
+
+
+def load_recognizer(
+    weights_dir: str | os.PathLike | None, name: str, manifest: dict, device: str = "cpu"
+) -> Recognizer:
+    """The named model of a verified manifest (`weights.load_manifest`), in torch, ready to embed faces.
+    `Recognizer.load` is the one loader: a shipped Heatmap model's file names its shipped source and that
+    file's sha256 (`shipping.export_model`)."""
+    weights_dir = Path(weights_dir or default_weights_dir())
+    return Recognizer.load(weights_dir / manifest["models"][name]["file"], device=device)
 
 
 def in_batches(fn, *tensors: torch.Tensor | None, batch_size: int = 128) -> torch.Tensor:

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .formats import HEATMAP_VECTOR_SIZE
 from .recognizer import Recognizer
-
-HEATMAP_VECTOR_SIZE = 128
 
 
 @dataclass

@@ -1,21 +1,23 @@
-"""Turn finished, evaluated runs into shipped weights: float16 files and `manifest.json`.
+"""Turn finished, evaluated runs into shipped weights: one float16 ONNX graph per model and `manifest.json`.
 
-Each exported file is evaluated again as shipped (float16, sha256-checked) with the protocol of its run's
-metrics, and its manifest entry carries that evaluation: calibration and no-match threshold per vector kind
-(fitted on the validation pairs: celeba_ext val when measured, else CelebA val; never LFW), the headline
-metrics, and the provenance: the command, the committed config and the make target that rebuild it, the git
-commit, the data version, the teacher's packages for distilled students, and the training wall time.
-Models of the previous manifest can be kept as they are; files no model refers to any more are removed.
+Each model is exported as the graph the service runs (`core.shipping.export_model`: embedding and closed-
+form Grad-CAM++ map, weights read back and checked) and evaluated again as shipped (that very file, in
+torch, sha256-checked) with the protocol of its run's metrics; its manifest entry carries that evaluation:
+calibration and no-match threshold per vector kind (fitted on the validation pairs: celeba_ext val when
+measured, else CelebA val; never LFW), the headline metrics, the graph's facts (opset, format, exporter,
+command) and the provenance: the command, the committed config and the make target that rebuild it, the
+git commit, the data version, the teacher's packages for distilled students, and the training wall time.
+Models of the previous manifest can be kept: as they are when their file is a current graph, else
+exported again from it (same weights, same facts). Files no model refers to any more are removed.
 """
 
 import json
-import os
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from ..core.models import sha256_file
-from ..core.weights import MANIFEST, export_model, write_manifest
+from ..core.shipping import export_model, is_current, reexport_entry, remove_stale, source_targets
+from ..core.weights import MANIFEST, sha256_file, write_manifest
 from .data import data_version
 
 HEADLINE_CONDITIONS = ("original", "occlusion_0.3", "brightness_0.7", "brightness_1.15", "noise_0.1")
@@ -131,24 +133,33 @@ def ship(
 ) -> Path:
     """`models` maps manifest names to run folder names, e.g. {"shufflenet-heatmap": "shufflenet-heatmap-s0"};
     a Heatmap model's source run must be shipped too. `keep` names models of the current manifest to
-    carry over unchanged."""
+    carry over (their graphs exported again if they are not current)."""
+    kept = _kept(out_dir, keep, command)
     name_of_run = {run: name for name, run in models.items()}
-    kept = {}
-    if keep:
-        previous = json.loads((out_dir / MANIFEST).read_text())["models"]
-        kept = {name: previous[name] for name in keep}
-    entries = {}
-    for name, run in sorted(models.items(), key=lambda item: _is_heatmap_run(runs / item[1])):
-        run_metrics = json.loads((runs / run / "metrics.json").read_text())
-        source = None
-        if run_metrics["model"]["heatmap"]:
-            source_run = Path(run_metrics["model"]["heatmap"]["source"]).parent.name
+    metrics = {name: json.loads((runs / run / "metrics.json").read_text()) for name, run in models.items()}
+    sources, targets = {}, source_targets(kept)
+    for name, run_metrics in metrics.items():
+        if heat := run_metrics["model"]["heatmap"]:
+            source_run = Path(heat["source"]).parent.name
             if source_run not in name_of_run:
                 raise ValueError(f"{name}: its heatmap source {source_run} must be shipped too")
-            source = name_of_run[source_run]
-        entry = export_model(runs / run / "model.pt", out_dir, name, source, flip_tta=True)
+            sources[name] = name_of_run[source_run]
+            wanted = {*targets.get(sources[name], ()), run_metrics["model"]["eval_heatmap_target"]}
+            targets[sources[name]] = tuple(sorted(wanted))
+    entries = {}
+    for name in sorted(models, key=lambda n: n in sources):  # sources first: a Heatmap graph names its file
+        run = models[name]
+        entry = export_model(
+            runs / run / "model.pt",
+            out_dir,
+            name,
+            sources.get(name),
+            targets.get(name, ()),
+            command,
+            flip_tta=True,
+        )
         shipped = evaluate_as_shipped(
-            out_dir / entry["file"], run_metrics, runs / run / "metrics-shipped.json"
+            out_dir / entry["file"], metrics[name], runs / run / "metrics-shipped.json"
         )
         entries[name] = {
             **entry,
@@ -158,8 +169,18 @@ def ship(
             "training": _training(runs, run, command, make_target),
         }
     path = write_manifest(out_dir, {**kept, **entries}, default)
-    referenced = {e["file"] for e in {**kept, **entries}.values()}
-    for stale in set(os.listdir(out_dir)) - referenced - {MANIFEST}:
-        if stale.endswith(".pt"):
-            (out_dir / stale).unlink()
+    remove_stale(out_dir, {e["file"] for e in {**kept, **entries}.values()})
     return path
+
+
+def _kept(out_dir: Path, keep: tuple[str, ...], command: str) -> dict[str, dict]:
+    """The kept entries of the current manifest, each a current graph (Base models exported first)."""
+    if not keep:
+        return {}
+    previous = json.loads((out_dir / MANIFEST).read_text())["models"]
+    kept = {name: previous[name] for name in keep}
+    targets = source_targets(kept)
+    for name in sorted(kept, key=lambda n: bool(kept[n].get("heatmap_source"))):
+        if not is_current(kept[name]):
+            kept[name] = reexport_entry(out_dir, name, kept[name], targets.get(name, ()), command)
+    return kept

@@ -30,6 +30,10 @@ class Code(StrEnum):
     BAD_REQUEST = "bad_request"
     HTTP_ERROR = "http_error"
     INSUFFICIENT_STORAGE = "insufficient_storage"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN_HOST = "forbidden_host"
+    TIMEOUT = "timeout"
+    OVERLOADED = "overloaded"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -21,10 +21,12 @@ from ai_server.serving.workers import RUNTIME_DIR_VARIABLE, WorkerReadiness
 
 try:
     _settings = load_settings()
+    _settings.internal_secret()  # serving needs the gateway's shared secret: refuse to start without it
 except SettingsError as err:  # a clear line and status 2, not gunicorn's "Failed to read config" traceback
     print(f"ai-server: {err}", file=sys.stderr)
     raise SystemExit(2) from None
 
+os.umask(0o077)  # the gallery (faces, names) and the runtime folder: readable by this user only
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 threads = _settings.threads

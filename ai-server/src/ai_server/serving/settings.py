@@ -9,19 +9,29 @@
 | AI_SERVER_MODEL | the manifest's default | model to serve |
 | AI_SERVER_VECTOR | embedding | or heatmap_vector (the paper's 16,384-d map) |
 | AI_SERVER_MAX_IMAGE_BYTES | 10485760 | upload size limit (413 above) |
-| AI_SERVER_MAX_PIXELS | 40000000 | decoded size limit (413 above) |
+| AI_SERVER_MAX_PIXELS | 12000000 | width x height limit, from the header before decoding (413 above) |
 | AI_SERVER_MAX_K | 50 | largest k a match may ask for |
 | AI_SERVER_MIN_CONFIDENCE | 0.5 | "no_match" unless a candidate's confidence reaches this probability |
 | AI_SERVER_ENROLLED_PRIOR | fitted: 0.5 | share of searches whose person is enrolled (shifts confidences) |
 | AI_SERVER_WORKERS | 2 | gunicorn worker processes; /readyz is 200 once all of them have loaded |
 | AI_SERVER_THREADS | 4 | threads per worker (concurrent requests are batched) |
-| AI_SERVER_TORCH_THREADS | cores / workers | torch and onnxruntime threads per worker (0: the default) |
+| AI_SERVER_TORCH_THREADS | cores / workers | ONNX Runtime threads per worker (models, detector; 0: default) |
 | AI_SERVER_MAX_BATCH | 8 | faces per batched pass |
 | AI_SERVER_BATCH_WAIT_MS | 2 | how long a request waits for others to batch with |
 | AI_SERVER_FLIP_TTA | 1 | embed the face and its mirror (as calibration was measured); 1/0, true/false |
 | AI_SERVER_INDEX | auto | flat, hnsw, or auto (hnsw from AI_SERVER_HNSW_THRESHOLD faces) |
 | AI_SERVER_HNSW_THRESHOLD | 50000 | gallery size where auto switches to HNSW |
 | AI_SERVER_LOG_LEVEL | info | debug, info, warning, error |
+| AI_SERVER_SECRET_FILE | (none) | file holding the secret the gateway sends (serve needs this or the next) |
+| AI_SERVER_SECRET | (none) | the shared secret itself (at least 32 characters); prefer the file |
+| AI_SERVER_ALLOWED_HOSTS | 127.0.0.1,localhost,::1,ai-server | Host header names served (403 otherwise) |
+| AI_SERVER_REQUEST_TIMEOUT_S | 25 | work past this is abandoned (503 timeout); keep it < GATEWAY_TIMEOUT_S |
+| AI_SERVER_DECODE_CONCURRENCY | 2 | photos decoded at once per worker (others wait, within their time) |
+
+The secret: `ai-server serve` refuses to start without AI_SERVER_SECRET_FILE or AI_SERVER_SECRET, and
+every request but /healthz and /readyz must carry it as `Authorization: Bearer <secret>` (401 otherwise):
+the gateway is the only caller. `make run` generates it (data/secrets/ai_server_secret); compose passes it as
+the `ai_server_secret` secret (`make secrets`, docs/security.md).
 
 An empty variable means its default. Any other value that does not fit (a word where a number belongs, a
 boolean spelt `ture`, `AI_SERVER_VECTOR=bogus`) is refused when the server starts, with a message that names
@@ -43,6 +53,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ..core.weights import default_weights_dir
 
 ENV_PREFIX = "AI_SERVER_"
+MIN_SECRET_LENGTH = 32
 
 
 def available_cores() -> int:
@@ -68,7 +79,7 @@ class Settings(BaseSettings):
     model: str | None = None
     vector: Literal["embedding", "heatmap_vector"] = "embedding"
     max_image_bytes: PositiveInt = 10 * 1024 * 1024
-    max_pixels: PositiveInt = 40_000_000
+    max_pixels: PositiveInt = 12_000_000
     max_k: PositiveInt = 50
     min_confidence: float = Field(0.5, gt=0, lt=1)
     enrolled_prior: float | None = Field(None, gt=0, lt=1)
@@ -81,6 +92,11 @@ class Settings(BaseSettings):
     index: Literal["auto", "flat", "hnsw"] = "auto"
     hnsw_threshold: PositiveInt = 50_000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    secret_file: Path | None = None
+    secret: str | None = Field(None, repr=False)  # never in a repr or log line
+    allowed_hosts: str = "127.0.0.1,localhost,::1,ai-server"
+    request_timeout_s: float = Field(25.0, gt=0, le=3600)
+    decode_concurrency: PositiveInt = 2
 
     @field_validator("torch_threads")
     @classmethod
@@ -92,6 +108,32 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value):
         return value.strip().lower() if isinstance(value, str) else value
+
+    def internal_secret(self) -> str:
+        """The shared secret of the gateway and this server, from AI_SERVER_SECRET_FILE or AI_SERVER_SECRET;
+        a SettingsError when neither (or both) is set or it is too short to be a secret."""
+        if (self.secret_file is None) == (self.secret is None):
+            raise SettingsError(
+                "set exactly one of AI_SERVER_SECRET_FILE or AI_SERVER_SECRET: the server answers only the "
+                "gateway, which sends this shared secret (make run and docker compose generate it)"
+            )
+        if self.secret_file is not None:
+            try:
+                value = self.secret_file.read_text().strip()
+            except OSError as err:
+                problem = f"AI_SERVER_SECRET_FILE={str(self.secret_file)!r}: {err.strerror}"
+                raise SettingsError(problem) from None
+        else:
+            value = self.secret.strip()
+        if len(value) < MIN_SECRET_LENGTH:
+            source = "AI_SERVER_SECRET_FILE" if self.secret_file is not None else "AI_SERVER_SECRET"
+            raise SettingsError(f"{source}: the secret must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @property
+    def hosts(self) -> set[str]:
+        """The allowed Host names, lower case, without ports or IPv6 brackets."""
+        return {h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip()}
 
 
 def load_settings(**overrides) -> Settings:

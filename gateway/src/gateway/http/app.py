@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from .middleware import chain
 from .routes import ROUTES
 
 log = logging.getLogger("gateway")
+KEEPALIVE_S = 15  # an idle connection is closed after this (aiohttp's default is 75 s)
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -27,7 +29,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
         log.warning(
             "GATEWAY_WEB_DIR is not a directory: no web app at /", extra={"web_dir": settings.web_dir}
         )
-    app = web.Application(middlewares=chain(settings.origins), client_max_size=MAX_FIELD_BYTES)
+    middlewares = chain(settings.origins, settings.hsts_max_age_s)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_FIELD_BYTES)
     app[SERVICES] = Services.from_settings(settings)
     app.add_routes(ROUTES)
     app.cleanup_ctx.append(run_services)
@@ -40,7 +43,12 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
     await services.start()
     settings = services.settings
     purging = asyncio.create_task(
-        keep_purging(services.archive, settings.retention_days, settings.purge_interval_s)
+        keep_purging(
+            services.archive,
+            settings.retention_days,
+            settings.purge_interval_s,
+            settings.photo_days,
+        )
     )
     try:
         yield
@@ -52,5 +60,16 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
 
 
 def serve(settings: Settings | None = None) -> None:
+    """The gateway on its port. Refuses (SettingsError) without the ai-server's shared secret; whatever it
+    writes (database, photos) is readable by this user only."""
     settings = settings or load_settings()
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    settings.upstream_secret()
+    os.umask(0o077)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=None,
+        keepalive_timeout=KEEPALIVE_S,
+    )

@@ -1,7 +1,15 @@
 """Reading what clients send, with limits checked as the bytes arrive: multipart forms with photos, query
-and form parameters, JSON bodies. Everything wrong becomes a 400/413/415 ApiError that says what."""
+and form parameters, JSON bodies. Everything wrong becomes a 400/408/413/415 ApiError that says what.
 
-from collections.abc import Mapping
+A body must arrive within GATEWAY_BODY_TIMEOUT_S (408 otherwise: a client that trickles its bytes holds
+a connection, not the service), and a multipart body is read only inside the body budget (`limits.py`):
+`read_form` takes the budget for the declared size before it reads a byte.
+"""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from .. import media
 from ..errors import ApiError
 from ..settings import Settings
+from .context import services
 
 IMAGE_FIELDS = ("image", "images")
 MAX_FIELD_BYTES = 32 * 1024  # a text field, and any non-multipart body
@@ -25,14 +34,36 @@ class Form:
     files: list[bytes]  # image files, each already checked (type, size, pixels)
 
 
+def largest_body(settings: Settings, max_files: int) -> int:
+    """The most a multipart body with `max_files` photos may be: the photos, the text fields, framing."""
+    return max_files * settings.max_image_bytes + MAX_PARTS * (MAX_FIELD_BYTES + 1024)
+
+
+@contextlib.asynccontextmanager
+async def body_budget(request: web.Request, settings: Settings, max_files: int) -> AsyncIterator[None]:
+    """Holds the request's share of the body budget (its declared length, or the largest body allowed
+    when it declares none) while the handler runs; a declared length beyond any allowed body is a 413
+    before anything is read."""
+    largest = largest_body(settings, max_files)
+    declared = request.content_length
+    if declared is not None and declared > largest:
+        raise ApiError(413, "image_too_large", f"the request body is larger than {largest} bytes")
+    async with services(request).bodies.hold(declared if declared is not None else largest):
+        yield
+
+
 async def read_form(request: web.Request, settings: Settings, max_files: int) -> Form:
-    """Text fields and image files of a multipart body, each file checked as it arrives."""
+    """Text fields and image files of a multipart body, each file checked as it arrives, within the
+    body deadline. Call it inside `body_budget`."""
     if request.content_type != "multipart/form-data":
         raise ApiError(400, "invalid_request", "send multipart/form-data with the photo in field 'image'")
     form = Form({}, [])
     try:
-        async for part in await request.multipart():
-            await _read_part(part, form, settings, max_files)
+        async with asyncio.timeout(settings.body_timeout_s):
+            async for part in await request.multipart():
+                await _read_part(part, form, settings, max_files)
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", "the request body did not arrive in time") from None
     except (ValueError, AssertionError, aiohttp.ClientPayloadError, HttpProcessingError) as err:
         raise ApiError(400, "invalid_request", f"the multipart body cannot be read: {err}") from None
     except ConnectionResetError:  # the client left mid-body: its mistake, not a 500 in the metrics
@@ -62,15 +93,15 @@ async def _read_part(part: Any, form: Form, settings: Settings, max_files: int) 
 
 
 async def _read_bounded(part: BodyPartReader, limit: int, code: str) -> bytes:
-    """The part's bytes, refused as soon as they pass `limit` (never buffered beyond it)."""
-    chunks, size = [], 0
+    """The part's bytes, refused as soon as they pass `limit` (never buffered beyond it), gathered in
+    one buffer (not a list of chunks joined into a second copy)."""
+    data = bytearray()
     while chunk := await part.read_chunk(CHUNK_BYTES):
-        size += len(chunk)
-        if size > limit:
+        if len(data) + len(chunk) > limit:
             status = 413 if code == "image_too_large" else 400
             raise ApiError(status, code, f"a part of the body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        data += chunk
+    return bytes(data)
 
 
 def int_param(values: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -93,10 +124,17 @@ def bool_param(values: Mapping[str, str], name: str) -> bool:
     raise ApiError(400, "invalid_parameter", f"{name} must be true or false")
 
 
-async def read_json_object(request: web.Request) -> dict:
+async def read_json_object(request: web.Request, timeout_s: float) -> dict:
+    """A small JSON object (the app's client_max_size bounds it), within the body deadline; nesting too
+    deep for the parser is a 400 like any other bad JSON."""
     try:
-        body = await request.json()
-    except ValueError:
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", "the request body did not arrive in time") from None
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
         raise ApiError(400, "invalid_request", "send a JSON object") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "send a JSON object")

@@ -3,8 +3,13 @@
 request_id_middleware
                 every request gets an id (the client's X-Request-ID when it is safe), sent back in the
                 X-Request-ID header, passed to the ai-server, in every log line and error body
-no_sniffing     X-Content-Type-Options: nosniff (stored photos are served as what they are)
-failure_log     every answer >= 400 (except the web app's own 404s) recorded in the store's failure log
+security_headers
+                nosniff (stored photos are served as what they are), a Content-Security-Policy (the web
+                app's scripts, styles and API calls from its own origin only; nothing at all for the
+                API), no framing, no referrer, and HSTS when GATEWAY_HSTS_MAX_AGE_S says it is served
+                over HTTPS
+failure_log     every answer >= 400 (except the web app's own 404s) recorded in the store's failure log;
+                refusals of requests without a valid key only while their address has tokens left
 metrics         request count and latency per route and status
 access_log      one JSON line per request (not for /healthz, /readyz, /metrics)
 cors            preflight answers and Access-Control-* headers for the configured origins
@@ -24,6 +29,7 @@ from aiohttp import web
 
 from .. import telemetry
 from ..errors import ApiError, storage_full
+from .auth import client_address
 from .context import ERROR, KEY_ID, REQUEST_ID, STARTED, request_id, services
 
 log = logging.getLogger("gateway")
@@ -33,6 +39,15 @@ SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 QUIET_ROUTES = ("/healthz", "/readyz", "/metrics")  # probes and scrapes: counted, not logged
 WEB_APP_ROUTE = "/{tail}"  # the web app's catch-all: browser traffic, not API refusals worth recording
+HTTP_CODES[408] = "request_timeout"
+# The web app (Expo's export): its own scripts and styles (react-native-web sets inline styles), photos
+# the user picks (blob:, data:), and the API on the same origin. The API's JSON needs none of it.
+WEB_APP_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
+    "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 
 def route_of(request: web.Request) -> str:
@@ -67,11 +82,23 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
-@web.middleware
-async def no_sniffing(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+def security_headers(hsts_max_age_s: int):
+    """The headers every answer carries (see the module docstring)."""
+
+    @web.middleware
+    async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        web_app = route_of(request) == WEB_APP_ROUTE or request.path == "/docs"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = WEB_APP_POLICY if web_app else API_POLICY
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        if hsts_max_age_s:
+            response.headers["Strict-Transport-Security"] = f"max-age={hsts_max_age_s}; includeSubDomains"
+        return response
+
+    return security_headers_middleware
 
 
 @web.middleware
@@ -79,6 +106,9 @@ async def failure_log(request: web.Request, handler: Handler) -> web.StreamRespo
     """Records refusals; failing to record one never changes the answer the client gets."""
     response = await handler(request)
     if response.status < 400 or route_of(request) == WEB_APP_ROUTE:
+        return response
+    if request.get(KEY_ID) is None and not services(request).refusals.allows(client_address(request)):
+        telemetry.UNLOGGED.inc()  # no valid key, and this address has had its share of records
         return response
     error = request.get(ERROR) or ApiError(response.status, "http_error", "")
     entry = {**request_entry(request, response), "ts": time.time(), "kind": "rejected"}
@@ -160,10 +190,10 @@ def as_api_error(err: Exception, request_id: str) -> ApiError:
     return ApiError(500, "internal_error", "the gateway failed on this request; it is logged")
 
 
-def chain(origins: set[str]) -> list:
+def chain(origins: set[str], hsts_max_age_s: int = 0) -> list:
     return [
         request_id_middleware,
-        no_sniffing,
+        security_headers(hsts_max_age_s),
         failure_log,
         metrics,
         access_log,

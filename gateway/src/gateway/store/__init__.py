@@ -5,7 +5,7 @@ and one more entry in BACKENDS; nothing outside this package touches a database.
 from collections.abc import Callable
 from pathlib import Path
 
-from .base import Failure, Feedback, Search, Store
+from .base import Erased, Failure, Feedback, KeyInfo, Search, Store
 from .keys import ROLES, ApiKey
 from .sqlite import SqliteStore
 
@@ -30,8 +30,10 @@ __all__ = [
     "BACKENDS",
     "ROLES",
     "ApiKey",
+    "Erased",
     "Failure",
     "Feedback",
+    "KeyInfo",
     "Search",
     "SqliteStore",
     "Store",

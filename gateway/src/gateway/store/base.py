@@ -3,6 +3,9 @@ and the failure log. Every method is a coroutine and none may block the event lo
 transaction (all of its rows or none). A full disk is raised as OSError(ENOSPC), whatever the backend
 calls it, so that the HTTP layer answers 507 for files and databases alike.
 
+Erasure: what a deletion removes must not stay readable in the backend's files (SQLite: secure_delete,
+then `compact()` truncates the WAL); `compact()` is called after every erasure.
+
 A backend subclasses Store and registers its URL scheme in `store/__init__.py` (BACKENDS).
 """
 
@@ -26,13 +29,37 @@ class Search(TypedDict):
     id: str
     key_id: str
     created_at: float
-    image_sha: str
+    image_sha: str  # "" once the photo is gone (photo retention, erasure)
     image_type: str
     heatmap_sha: str | None
     k: int
     cached: bool
     result: dict[str, Any]  # the ai-server's matches (thumbnail links added), threshold, face, versions
+    bytes: NotRequired[int]  # of the stored photo and heatmap, counted against the key's quota
     feedback: NotRequired[list[Feedback]]  # only from get_search
+
+
+class KeyInfo(TypedDict):
+    """An API key as an admin sees it (never its secret or hash)."""
+
+    id: str
+    name: str
+    role: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    last_used_at: float | None  # to the minute: a key's use is written at most once a minute
+    active: bool
+
+
+class Erased(TypedDict):
+    """What erasing a person (or one search) removed from the store; `images` are the photo and heatmap
+    hashes no remaining search uses, for the caller to delete from disk."""
+
+    searches_redacted: int
+    searches_deleted: int
+    feedback_removed: int
+    images: set[str]
 
 
 class Failure(TypedDict, total=False):
@@ -68,16 +95,31 @@ class Store(ABC):
     async def writable(self) -> bool:
         """Whether a write could be made now (for /readyz)."""
 
+    @abstractmethod
+    async def compact(self) -> bool:
+        """After an erasure: make sure deleted content is gone from the backend's files; whether it was."""
+
     # -- API keys ------------------------------------------------------------------------------------------
     @abstractmethod
-    async def create_key(self, name: str, role: str) -> tuple[str, str]:
+    async def create_key(self, name: str, role: str, expires_at: float | None = None) -> tuple[str, str]:
         """(key id, token); the token is returned once and never stored."""
 
     @abstractmethod
-    async def check_key(self, token: str) -> ApiKey | None: ...
+    async def check_key(self, token: str) -> ApiKey | None:
+        """The key, if the token is one that is neither revoked nor expired; records its use (last_used_at,
+        at most once a minute)."""
 
     @abstractmethod
-    async def count_keys(self, role: str) -> int: ...
+    async def count_keys(self, role: str) -> int:
+        """Keys of this role ever created, revoked and expired ones included."""
+
+    @abstractmethod
+    async def list_keys(self) -> list[KeyInfo]:
+        """Every key, newest first."""
+
+    @abstractmethod
+    async def revoke_key(self, key_id: str) -> KeyInfo | None:
+        """Revoke a key at once (idempotent); None when there is no such key."""
 
     # -- searches and feedback -----------------------------------------------------------------------------
     @abstractmethod
@@ -98,15 +140,33 @@ class Store(ABC):
     ) -> Feedback: ...
 
     @abstractmethod
-    async def redact_person(self, person_id: str, face_id: int | None = None) -> int:
+    async def searches_showing(self, key_id: str, person_id: str, face_id: int) -> list[Search]:
+        """This key's searches whose results listed this face of this person (at most a few)."""
+
+    @abstractmethod
+    async def key_usage(self, key_id: str, day: int) -> tuple[int, int]:
+        """(matches this key made on this UTC day, bytes its stored searches keep): for its quotas."""
+
+    @abstractmethod
+    async def erase_person(self, person_id: str, face_id: int | None = None) -> Erased:
         """Stored searches keep the match (its rank and similarity) but lose the deleted person's name,
-        metadata and thumbnail link; with face_id, only matches shown with that face lose the link.
-        Returns how many searches showed the person."""
+        metadata and thumbnail link, and the searches that showed the person lose their photo and heatmap
+        (it may well be a photo of them); feedback about the person is deleted. With face_id, only matches
+        shown with that face lose the link, and nothing else changes."""
+
+    @abstractmethod
+    async def delete_search(self, search_id: str) -> Erased:
+        """The search, its feedback and its links to persons."""
 
     @abstractmethod
     async def purge_searches(self, before: float) -> set[str]:
         """Delete searches (and their feedback) created before `before`, and failures logged before it.
         Returns the image hashes no remaining search refers to."""
+
+    @abstractmethod
+    async def purge_photos(self, before: float) -> set[str]:
+        """Searches created before `before` keep their record but lose their photo and heatmap. Returns
+        the image hashes no remaining search refers to."""
 
     @abstractmethod
     async def image_referenced(self, sha: str) -> bool: ...

@@ -1,12 +1,19 @@
 """API keys, the same for every store: `gw_<id>_<secret>`, of which only the sha256 of the secret is kept,
-compared in constant time (also for an unknown id, so timing does not tell which ids exist)."""
+compared in constant time (also for an unknown id, so timing does not tell which ids exist).
+
+Roles, least privilege first; each may do what the ones before it may:
+- `search`: match (k <= GATEWAY_SEARCH_MAX_K, names and only the allowed metadata, nothing when there is
+  no match), its own searches, feedback, and thumbnails of faces its own searches showed;
+- `enrol`: enrol, list, read and delete persons, and every face's thumbnail;
+- `admin`: API keys, the failure log, everyone's searches.
+"""
 
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 
-ROLES = ("search", "admin")
+ROLES = ("search", "enrol", "admin")
 _UNKNOWN = hashlib.sha256(b"no such key").hexdigest()
 
 
@@ -16,6 +23,10 @@ class ApiKey:
 
     key_id: str
     role: str
+
+    def may(self, role: str) -> bool:
+        """Whether this key has `role` or a role above it."""
+        return ROLES.index(self.role) >= ROLES.index(role)
 
 
 @dataclass(frozen=True)

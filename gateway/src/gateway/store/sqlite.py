@@ -5,11 +5,17 @@ runs whole on that thread, so a multi-statement transaction (a search and its pe
 never interleave with another coroutine's statements on the shared connection, and it costs one hop off
 the event loop per method instead of one per statement. Calls queue in order on that thread; SQLite has
 one writer at a time anyway. The event loop only ever awaits.
+
+The file is created readable by its owner only (the WAL and shared-memory files inherit its mode), and
+`secure_delete` is on: what a deletion or an update removes is overwritten with zeros, not left in free
+space; `compact()` then truncates the WAL, the other place old page images live.
 """
 
 import asyncio
+import contextlib
 import errno
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -20,10 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from . import keys
-from .base import Failure, Feedback, Search, Store
+from .base import Erased, Failure, Feedback, KeyInfo, Search, Store
 
 Statement = tuple[str, tuple]
 FAILURE_COLUMNS = ("ts", "request_id", "kind", "method", "path", "status", "code", "reason", "ms", "key_id")
+KEY_COLUMNS = "id, name, role, created_at, expires_at, revoked_at, last_used_at"
+TOUCH_EVERY_S = 60.0  # a key's last use is written at most this often
+TOUCH_WAIT_MS = 200
+BUSY_TIMEOUT_S = 10
+SCHEMA_VERSION = 2
 
 
 class SqliteStore(Store):
@@ -52,22 +63,41 @@ class SqliteStore(Store):
     async def writable(self) -> bool:
         return await self._run(_writable)
 
-    async def create_key(self, name: str, role: str) -> tuple[str, str]:
+    async def compact(self) -> bool:
+        return await self._run(_checkpoint)
+
+    # -- API keys ------------------------------------------------------------------------------------------
+    async def create_key(self, name: str, role: str, expires_at: float | None = None) -> tuple[str, str]:
         key = keys.new_key(role)
-        sql = "INSERT INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)"
-        await self._run(_transaction, [(sql, (key.key_id, name, role, key.hash, time.time()))])
+        sql = "INSERT INTO api_keys (id, name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+        row = (key.key_id, name, role, key.hash, time.time(), expires_at)
+        await self._run(_transaction, [(sql, row)])
         return key.key_id, key.token
 
     async def check_key(self, token: str) -> keys.ApiKey | None:
         key_id, secret = keys.split_token(token)
-        row = await self._run(_one, "SELECT role, hash FROM api_keys WHERE id = ?", (key_id,))
-        if keys.secret_matches(secret, row["hash"] if row else None):
-            return keys.ApiKey(key_id, row["role"])
-        return None
+        sql = "SELECT role, hash, expires_at, revoked_at, last_used_at FROM api_keys WHERE id = ?"
+        row = await self._run(_one, sql, (key_id,))
+        if not keys.secret_matches(secret, row["hash"] if row else None):
+            return None
+        now = time.time()
+        if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
+            return None
+        if row["last_used_at"] is None or now - row["last_used_at"] >= TOUCH_EVERY_S:
+            await self._run(_touch_key, key_id, now)
+        return keys.ApiKey(key_id, row["role"])
 
     async def count_keys(self, role: str) -> int:
         return (await self._run(_one, "SELECT COUNT(*) FROM api_keys WHERE role = ?", (role,)))[0]
 
+    async def list_keys(self) -> list[KeyInfo]:
+        rows = await self._run(_all, f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC", ())
+        return [_key_info(r) for r in rows]
+
+    async def revoke_key(self, key_id: str) -> KeyInfo | None:
+        return await self._run(_revoke_key, key_id, time.time())
+
+    # -- searches and feedback -----------------------------------------------------------------------------
     async def add_search(self, search: Search) -> None:
         await self._run(_transaction, _search_rows(search))
 
@@ -79,6 +109,16 @@ class SqliteStore(Store):
         order = "ORDER BY created_at DESC, id"
         rows, total = await self._run(_page, "searches", where, args, order, offset, limit)
         return [_search(r) for r in rows], total
+
+    async def searches_showing(self, key_id: str, person_id: str, face_id: int) -> list[Search]:
+        sql = (
+            "SELECT s.* FROM search_faces f JOIN searches s ON s.id = f.search_id"
+            " WHERE f.person_id = ? AND f.face_id = ? AND s.key_id = ? ORDER BY s.created_at DESC LIMIT 5"
+        )
+        return [_search(r) for r in await self._run(_all, sql, (person_id, face_id, key_id))]
+
+    async def key_usage(self, key_id: str, day: int) -> tuple[int, int]:
+        return await self._run(_key_usage, key_id, day)
 
     async def add_feedback(
         self, search_id: str, key_id: str, person_id: str, correct: bool, comment: str
@@ -101,11 +141,17 @@ class SqliteStore(Store):
             "key_id": key_id,
         }
 
-    async def redact_person(self, person_id: str, face_id: int | None = None) -> int:
-        return await self._run(_redact_person, person_id, face_id)
+    async def erase_person(self, person_id: str, face_id: int | None = None) -> Erased:
+        return await self._run(_erase_person, person_id, face_id)
+
+    async def delete_search(self, search_id: str) -> Erased:
+        return await self._run(_delete_search, search_id)
 
     async def purge_searches(self, before: float) -> set[str]:
         return await self._run(_purge_searches, before)
+
+    async def purge_photos(self, before: float) -> set[str]:
+        return await self._run(_purge_photos, before)
 
     async def image_referenced(self, sha: str) -> bool:
         return await self._run(_image_referenced, sha)
@@ -114,6 +160,7 @@ class SqliteStore(Store):
         rows = await self._run(_all, "SELECT image_sha, heatmap_sha FROM searches", ())
         return {sha for row in rows for sha in row if sha}
 
+    # -- failure log ---------------------------------------------------------------------------------------
     async def add_failure(self, entry: Failure) -> None:
         columns, marks = ", ".join(FAILURE_COLUMNS), ", ".join("?" * len(FAILURE_COLUMNS))
         values = tuple(entry.get(c) for c in FAILURE_COLUMNS)
@@ -138,14 +185,46 @@ def _translating_full_disk(function: Callable[..., Any], db: sqlite3.Connection,
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, timeout=10)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():  # owner-only from the first byte; SQLite gives its -wal and -shm the same mode
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA secure_delete=ON")
     db.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
+    _migrate(db)
     return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """A database of an older gateway: the columns and links it lacks (once; PRAGMA user_version)."""
+    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    added = {
+        "api_keys": ("expires_at REAL", "revoked_at REAL", "last_used_at REAL"),
+        "searches": ("bytes INTEGER NOT NULL DEFAULT 0",),
+    }
+    statements: list[Statement] = []
+    for table, columns in added.items():
+        present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        statements += [
+            (f"ALTER TABLE {table} ADD COLUMN {c}", ()) for c in columns if c.split()[0] not in present
+        ]
+    statements += [
+        (
+            "INSERT OR IGNORE INTO search_faces (search_id, person_id, face_id) SELECT s.id,"
+            " json_extract(m.value, '$.person_id'), json_extract(m.value, '$.face_id')"
+            " FROM searches s, json_each(s.result, '$.matches') m"
+            " WHERE json_extract(m.value, '$.deleted') IS NOT 1",
+            (),
+        ),
+        ("DROP TABLE IF EXISTS search_persons", ()),
+        (f"PRAGMA user_version = {SCHEMA_VERSION}", ()),
+    ]
+    _transaction(db, statements)
 
 
 def _transaction(db: sqlite3.Connection, statements: list[Statement]) -> list[sqlite3.Cursor]:
@@ -178,6 +257,38 @@ def _writable(db: sqlite3.Connection) -> bool:
         return False
 
 
+def _checkpoint(db: sqlite3.Connection) -> bool:
+    """The WAL copied into the database and truncated to nothing (retried while a reader holds it)."""
+    for _ in range(20):
+        if not db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _touch_key(db: sqlite3.Connection, key_id: str, now: float) -> None:
+    """Best effort and brief: a locked or full database must neither refuse nor hold up a valid key."""
+    db.execute(f"PRAGMA busy_timeout = {TOUCH_WAIT_MS}")
+    try:
+        with contextlib.suppress(sqlite3.OperationalError):
+            _transaction(db, [("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id))])
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+
+
+def _key_info(row: sqlite3.Row) -> KeyInfo:
+    info = dict(row)
+    expired = info["expires_at"] is not None and info["expires_at"] <= time.time()
+    return {**info, "active": info["revoked_at"] is None and not expired}
+
+
+def _revoke_key(db: sqlite3.Connection, key_id: str, now: float) -> KeyInfo | None:
+    sql = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?"
+    _transaction(db, [(sql, (now, key_id))])
+    row = db.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+    return None if row is None else _key_info(row)
+
+
 def _page(db, table: str, where: str, args: tuple, order: str, offset: int, limit: int):
     """One page of a table and the total, read together (`table`, `where` and `order` are ours, not input)."""
     total = db.execute(f"SELECT COUNT(*) FROM {table} {where}", args).fetchone()[0]
@@ -186,12 +297,23 @@ def _page(db, table: str, where: str, args: tuple, order: str, offset: int, limi
 
 
 def _search_rows(search: Search) -> list[Statement]:
+    """The search, which faces it listed, and one more match on its key's day."""
     columns = ("id", "key_id", "created_at", "image_sha", "image_type", "heatmap_sha", "k", "cached")
-    values = (*(search[c] for c in columns[:-1]), int(search["cached"]), json.dumps(search["result"]))
-    insert = f"INSERT INTO searches ({', '.join(columns)}, result) VALUES ({', '.join('?' * 9)})"
-    persons = {m["person_id"] for m in search["result"]["matches"]}
-    link = "INSERT INTO search_persons (search_id, person_id) VALUES (?, ?)"
-    return [(insert, values), *[(link, (search["id"], p)) for p in persons]]
+    values = (*(search[c] for c in columns[:-1]), int(search["cached"]))
+    values += (json.dumps(search["result"]), search.get("bytes", 0))
+    insert = f"INSERT INTO searches ({', '.join(columns)}, result, bytes) VALUES ({', '.join('?' * 10)})"
+    faces = {(m["person_id"], m["face_id"]) for m in search["result"]["matches"]}
+    link = "INSERT INTO search_faces (search_id, person_id, face_id) VALUES (?, ?, ?)"
+    usage = (
+        "INSERT INTO key_usage (key_id, day, searches) VALUES (?, ?, 1)"
+        " ON CONFLICT (key_id, day) DO UPDATE SET searches = searches + 1"
+    )
+    day = int(search["created_at"] // 86400)
+    return [
+        (insert, values),
+        *[(link, (search["id"], p, f)) for p, f in faces],
+        (usage, (search["key_id"], day)),
+    ]
 
 
 def _search(row: sqlite3.Row) -> Search:
@@ -215,27 +337,73 @@ def _get_search(db: sqlite3.Connection, search_id: str) -> Search | None:
     return search
 
 
-def _redact_person(db: sqlite3.Connection, person_id: str, face_id: int | None) -> int:
-    ids = [r[0] for r in db.execute("SELECT search_id FROM search_persons WHERE person_id = ?", (person_id,))]
-    updates: list[Statement] = []
-    for search_id in ids:
-        row = db.execute("SELECT result FROM searches WHERE id = ?", (search_id,)).fetchone()
-        if row is None:
+def _key_usage(db: sqlite3.Connection, key_id: str, day: int) -> tuple[int, int]:
+    sql = "SELECT searches FROM key_usage WHERE key_id = ? AND day = ?"
+    row = db.execute(sql, (key_id, day)).fetchone()
+    stored = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM searches WHERE key_id = ?", (key_id,))
+    return (row[0] if row else 0), stored.fetchone()[0]
+
+
+def _redacted(result: dict, person_id: str, face_id: int | None) -> dict:
+    for match in result["matches"]:
+        if match["person_id"] != person_id:
             continue
-        result = json.loads(row[0])
-        for match in result["matches"]:
-            if match["person_id"] != person_id:
-                continue
-            if face_id is None:
-                match.update(name=None, metadata={}, thumbnail_url=None, deleted=True)
-            elif match["face_id"] == face_id:
-                match["thumbnail_url"] = None
-        updates.append(("UPDATE searches SET result = ? WHERE id = ?", (json.dumps(result), search_id)))
-    if face_id is None:
-        updates.append(("DELETE FROM search_persons WHERE person_id = ?", (person_id,)))
-    if updates:
-        _transaction(db, updates)
-    return len(ids)
+        if face_id is None:
+            match.update(name=None, metadata={}, thumbnail_url=None, deleted=True)
+        elif match["face_id"] == face_id:
+            match["thumbnail_url"] = None
+    return result
+
+
+def _erase_person(db: sqlite3.Connection, person_id: str, face_id: int | None) -> Erased:
+    one_face = face_id is not None
+    where, args = (
+        ("person_id = ? AND face_id = ?", (person_id, face_id))
+        if one_face
+        else ("person_id = ?", (person_id,))
+    )
+    ids = sorted({r[0] for r in db.execute(f"SELECT search_id FROM search_faces WHERE {where}", args)})
+    rows = [db.execute("SELECT * FROM searches WHERE id = ?", (i,)).fetchone() for i in ids]
+    rows = [r for r in rows if r is not None]
+    updates = [_redaction(row, person_id, face_id) for row in rows]
+    feedback = 0
+    if not one_face:  # (one face: the links stay, so erasing the person later still finds its searches)
+        updates.append(("DELETE FROM search_faces WHERE person_id = ?", (person_id,)))
+        feedback = db.execute("SELECT COUNT(*) FROM feedback WHERE person_id = ?", (person_id,)).fetchone()[0]
+        updates.append(("DELETE FROM feedback WHERE person_id = ?", (person_id,)))
+    _transaction(db, updates)
+    photos = set() if one_face else {sha for r in rows for sha in (r["image_sha"], r["heatmap_sha"]) if sha}
+    images = {sha for sha in photos if not _image_referenced(db, sha)}
+    return _erased(redacted=len(rows), feedback=feedback, images=images)
+
+
+def _redaction(row: sqlite3.Row, person_id: str, face_id: int | None) -> Statement:
+    """A stored search without the person's name, metadata and thumbnail (with face_id: without that
+    face's thumbnail link); erasing the person also takes the search's photo, which may show them."""
+    result = json.dumps(_redacted(json.loads(row["result"]), person_id, face_id))
+    if face_id is not None:
+        return "UPDATE searches SET result = ? WHERE id = ?", (result, row["id"])
+    sql = "UPDATE searches SET result = ?, image_sha = '', heatmap_sha = NULL, bytes = 0 WHERE id = ?"
+    return sql, (result, row["id"])
+
+
+def _delete_search(db: sqlite3.Connection, search_id: str) -> Erased:
+    row = db.execute("SELECT image_sha, heatmap_sha FROM searches WHERE id = ?", (search_id,)).fetchone()
+    if row is None:
+        return _erased()
+    feedback = db.execute("SELECT COUNT(*) FROM feedback WHERE search_id = ?", (search_id,)).fetchone()[0]
+    _transaction(db, [("DELETE FROM searches WHERE id = ?", (search_id,))])  # feedback, links: cascade
+    images = {sha for sha in row if sha and not _image_referenced(db, sha)}
+    return _erased(deleted=1, feedback=feedback, images=images)
+
+
+def _erased(redacted: int = 0, deleted: int = 0, feedback: int = 0, images: set | None = None) -> Erased:
+    return {
+        "searches_redacted": redacted,
+        "searches_deleted": deleted,
+        "feedback_removed": feedback,
+        "images": images or set(),
+    }
 
 
 def _purge_searches(db: sqlite3.Connection, before: float) -> set[str]:
@@ -246,8 +414,20 @@ def _purge_searches(db: sqlite3.Connection, before: float) -> set[str]:
         [
             ("DELETE FROM searches WHERE created_at < ?", (before,)),
             ("DELETE FROM failures WHERE ts < ?", (before,)),
+            ("DELETE FROM key_usage WHERE day < ?", (int(before // 86400) - 1,)),
         ],
     )
+    return {sha for sha in candidates if not _image_referenced(db, sha)}
+
+
+def _purge_photos(db: sqlite3.Connection, before: float) -> set[str]:
+    where = "created_at < ? AND (image_sha != '' OR heatmap_sha IS NOT NULL)"
+    rows = db.execute(f"SELECT image_sha, heatmap_sha FROM searches WHERE {where}", (before,)).fetchall()
+    if not rows:
+        return set()
+    candidates = {sha for row in rows for sha in row if sha}
+    sql = f"UPDATE searches SET image_sha = '', heatmap_sha = NULL, bytes = 0 WHERE {where}"
+    _transaction(db, [(sql, (before,))])
     return {sha for sha in candidates if not _image_referenced(db, sha)}
 
 

@@ -141,15 +141,20 @@ def reliability(rows: list[tuple[str, list[dict]]], path: Path) -> None:
     _save(fig, path)
 
 
+def epochs_before(run: dict, runs: dict[str, dict]) -> int:
+    """Epochs its seed chain trained before this run (`init_from` run folders, followed to the first)."""
+    parent = runs.get(Path(run["config"].get("init_from") or "").parent.name)
+    return len(parent["log"]) + epochs_before(parent, runs) if parent else 0
+
+
 def curves(runs: list[dict], keys: list[tuple[str, str]], path: Path) -> None:
     """Per-epoch curves from the runs' logs, one panel per (log key, axis label); a run continued from
     another starts where that one ended (its `init_from`), so a model's whole training shows as one line."""
-    ends = {r["name"]: len(r["log"]) for r in runs}
+    by_name = {r["name"]: r for r in runs}
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.8), squeeze=False)
     for ax, (key, label) in zip(axes[0], keys, strict=True):
         for run in runs:
-            parent = Path(run["config"].get("init_from") or "").parent.name
-            start = ends.get(parent, 0)
+            start = epochs_before(run, by_name)
             values = [e.get(key) for e in run["log"]]
             ax.plot(range(start + 1, start + len(values) + 1), values, marker=".", label=run["name"])
         ax.set_xlabel("epoch (continued runs after their seed's)")
@@ -164,7 +169,8 @@ def overlays(weights_dir: Path, path: Path, n: int = 6) -> None:
     model's own Grad-CAM++ map: what the 4th channel said and what drove the embedding."""
     import torch
 
-    from ...core.weights import load_manifest, load_recognizer
+    from ...core.recognizer import load_recognizer
+    from ...core.weights import load_manifest
     from .. import data
 
     manifest = load_manifest(weights_dir)

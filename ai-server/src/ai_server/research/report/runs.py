@@ -17,15 +17,16 @@ SECTIONS = ("runs", "distil", "students")
 
 def collect(runs: Path, results: Path, section: str = "runs") -> list[str]:
     """Copy metrics.json (and metrics-shipped.json of a shipped file) and, for trained runs, log.jsonl and
-    config.json of every evaluated run."""
+    config.json of every run: evaluated ones, and probes (runs stopped early, known by their logs only)."""
     copied = []
-    for metrics in sorted(runs.glob("*/metrics.json")):
-        out = results / section / metrics.parent.name
+    folders = {p.parent for pattern in ("*/metrics.json", "*/log.jsonl") for p in runs.glob(pattern)}
+    for folder in sorted(folders):
+        out = results / section / folder.name
         out.mkdir(parents=True, exist_ok=True)
         for name in ("metrics.json", "metrics-shipped.json", "log.jsonl", "config.json"):
-            if (metrics.parent / name).exists():
-                shutil.copyfile(metrics.parent / name, out / name)
-        copied.append(metrics.parent.name)
+            if (folder / name).exists():
+                shutil.copyfile(folder / name, out / name)
+        copied.append(folder.name)
     (results / "hardware.txt").write_text(hardware() + "\n")
     return copied
 
@@ -59,7 +60,9 @@ def evaluate_shipped(weights_dir: Path, results: Path) -> None:
 
 
 def load_run(folder: Path) -> dict:
-    run = {"name": folder.name, "metrics": json.loads((folder / "metrics.json").read_text())}
+    run = {"name": folder.name}
+    if (folder / "metrics.json").exists():
+        run["metrics"] = json.loads((folder / "metrics.json").read_text())
     if (folder / "log.jsonl").exists():
         run["log"] = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
         run["config"] = json.loads((folder / "config.json").read_text())

@@ -98,13 +98,17 @@ def shipped_table(ordered: list[dict]) -> str:
 
 def training_table(trained: list[dict]) -> str:
     rows = []
+    by_name = {r["name"]: r for r in trained}
     for run in trained:
         log, config = run["log"], run["config"]
+        start = figures.epochs_before(run, by_name)
+        seed = Path(config.get("init_from") or "").parent.name
         rows.append(
             [
                 run["name"],
                 f"{parameters(config):,}",
-                str(log[-1]["epoch"]),
+                f"{start + 1}-{start + log[-1]['epoch']}" + (f" (seeded by {seed})" if seed else ""),
+                f"{config['lr']:g}" if "lr" in config else "",
                 f"{log[-1].get('distill_cosine_loss', float('nan')):.3f}",
                 f"{log[-1].get('monitor_top1', float('nan')):.3f}",
                 f"{sum(e['train_seconds'] for e in log) / 3600:.1f}",
@@ -115,7 +119,8 @@ def training_table(trained: list[dict]) -> str:
     header = [
         "run",
         "parameters",
-        "epochs",
+        "epochs (whole training)",
+        "peak lr",
         "final centred cosine loss",
         "final monitor top-1 (200 ids)",
         "train hours",
@@ -128,6 +133,7 @@ def training_table(trained: list[dict]) -> str:
 def _best(trained: list[dict]) -> dict:
     """The student the service serves: of those trained to the end of their schedule (not a probe), the
     best at one-shot top-1 on celeba_ext val (never LFW)."""
+    trained = [r for r in trained if "metrics" in r]
     finished = [r for r in trained if r["log"][-1]["epoch"] == r["config"]["epochs"]] or trained
     return max(finished, key=lambda r: r["metrics"]["identification"][VAL]["embedding"]["top1"])
 
@@ -140,7 +146,7 @@ def findings(runs: dict[str, dict], targets: dict | None) -> list[str]:
     """Plain sentences computed from the numbers: the targets, the heatmap question, the ArcFace weight."""
     out = []
     trained = [r for r in runs.values() if "log" in r]
-    if not trained:
+    if not any("metrics" in r for r in trained):
         return out
     best = _best(trained)
     shown = best.get("shipped", best["metrics"])
@@ -158,7 +164,7 @@ def findings(runs: dict[str, dict], targets: dict | None) -> list[str]:
             )
     pairs = [(h, runs.get(h.replace("heatmap", "control"))) for h in runs if h.startswith("heatmap-")]
     for heat, control in pairs:
-        if control is None:
+        if "metrics" not in (control or {}) or "metrics" not in runs[heat]:
             continue
         a = runs[heat]["metrics"]["identification"][VAL]["embedding"]
         b = control["metrics"]["identification"][VAL]["embedding"]
@@ -169,18 +175,11 @@ def findings(runs: dict[str, dict], targets: dict | None) -> list[str]:
             f"{'overlap' if _overlap(a['top1_ci'], b['top1_ci']) else 'do not overlap'}), ext val AUC "
             f"{va['auc']:.3f} vs {vb['auc']:.3f} ({va['auc'] - vb['auc']:+.3f})."
         )
-    bases = sorted(r for r in runs if r.startswith("base-arc"))
-    if len(bases) >= 2:
-        cells = [
-            f"weight {runs[b]['config']['arcface_weight']:g}: top-1 "
-            f"{runs[b]['metrics']['identification'][VAL]['embedding']['top1']:.3f}"
-            for b in bases
-        ]
-        out.append(
-            "ArcFace over the 7,752 identities beside the distillation terms, Base students: "
-            + "; ".join(cells)
-            + "."
+    out.extend(
+        _arcface_probe(
+            [r for r in trained if r["name"].startswith("base-arc") and not r["config"].get("init_from")]
         )
+    )
     if targets:
         out.append(
             f"Teacher targets: {targets['views']} views of {targets['images']:,} images "
@@ -189,6 +188,22 @@ def findings(runs: dict[str, dict], targets: dict | None) -> list[str]:
             f"{targets['seconds_this_call'] / 3600:.1f} hours."
         )
     return out
+
+
+def _arcface_probe(bases: list[dict]) -> list[str]:
+    """The ArcFace weight's effect, read from the Base runs' logs at the last epoch they all reached."""
+    if len(bases) < 2:
+        return []
+    epoch = min(len(r["log"]) for r in bases)
+    cells = [
+        f"weight {r['config']['arcface_weight']:g}: monitor top-1 {r['log'][epoch - 1]['monitor_top1']:.3f}, "
+        f"1 - cos to the teacher {r['log'][epoch - 1]['distill_cosine_loss']:.3f}"
+        for r in sorted(bases, key=lambda r: r["config"]["arcface_weight"])
+    ]
+    return [
+        "ArcFace over the 7,752 identities beside the distillation terms, Base students after "
+        f"{epoch} epochs of the same schedule (200 val identities): " + "; ".join(cells) + "."
+    ]
 
 
 def search_calibration(run: dict, figures_dir: Path) -> str:
@@ -263,8 +278,8 @@ def section(results: Path, figures_dir: Path) -> str:
         shipped = results / "students" / folder / "metrics-shipped.json"
         if shipped.exists():
             run["shipped"] = json.loads(shipped.read_text())
-    ordered = _order(runs)
-    trained = [r for r in ordered if "log" in r]
+    trained = [r for r in _order(runs) if "log" in r]
+    ordered = [r for r in _order(runs) if "metrics" in r]
     figures.roc_panels(
         [(f"{_label(r)} ({r['name']})", r["metrics"]) for r in ordered],
         (VAL, LFW),

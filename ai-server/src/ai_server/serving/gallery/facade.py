@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import Code, ServiceError
 from .files import FileStore
-from .index import GalleryIndex
+from .index import SYNC_EVERY_S, GalleryIndex
 from .metadata import DATABASE_FILE, MetadataStore
 from .records import Match, NewFace, normalised
 
@@ -24,9 +24,11 @@ class Gallery:
         index_kind: str = "auto",
         hnsw_threshold: int = 50_000,
         verify: bool = True,
+        sync_every_s: float = SYNC_EVERY_S,
     ):
         """Open (or create) the gallery under `data_dir` for the given vector spaces {name: dim}.
-        `verify=False` skips the model guard: only for re-embedding."""
+        `verify=False` skips the model guard: only for re-embedding. Other processes' deletions reach
+        this one's index within `sync_every_s` even when it serves no search."""
         self.dir = Path(data_dir)
         self.files = FileStore(self.dir)
         self.metadata = MetadataStore(self.dir / DATABASE_FILE)
@@ -34,6 +36,7 @@ class Gallery:
         if verify:
             self._refuse_other_models()
         self.index = GalleryIndex(self.metadata, self.spaces, index_kind, hnsw_threshold)
+        self.index.keep_in_sync(sync_every_s)
 
     def _refuse_other_models(self) -> None:
         """Vectors of one model are never compared with another's: every face needs every space."""
@@ -76,21 +79,24 @@ class Gallery:
             if missing := set(self.spaces) - set(face.vectors):
                 raise ValueError(f"face lacks vectors for {sorted(missing)}")
 
-    def delete_person(self, person_id: str) -> bool:
-        tokens = self.metadata.delete_person(person_id)
-        if tokens is None:
-            return False
-        self.files.remove(tokens)
-        self.index.sync()
-        return True
+    def delete_person(self, person_id: str) -> dict | None:
+        """Erase a person: rows and vectors (overwritten in SQLite), crops and thumbnails, this process's
+        index entries (the others' within SYNC_EVERY_S), the WAL. The erasure report, or None if the
+        person never existed; a person erased before reports `already_deleted` and nothing removed."""
+        erased = self.metadata.delete_person(person_id)
+        return None if erased is None else self._finish_erasure(erased)
 
-    def delete_face(self, person_id: str, face_id: int) -> bool:
-        token = self.metadata.delete_face(person_id, face_id)
-        if token is None:
-            return False
-        self.files.remove([token])
+    def delete_face(self, person_id: str, face_id: int) -> dict | None:
+        """Erase one face the same way; its report, or None if the person has no such face."""
+        erased = self.metadata.delete_face(person_id, face_id)
+        return None if erased is None else self._finish_erasure(erased)
+
+    def _finish_erasure(self, erased: dict) -> dict:
+        removed = self.files.remove(erased["tokens"])
         self.index.sync()
-        return True
+        checkpointed = self.metadata.checkpoint()
+        keys = ("faces", "vectors", "already_deleted")
+        return {**{k: erased[k] for k in keys}, **removed, "wal_truncated": checkpointed}
 
     def set_vectors(self, space: str, vectors: dict[int, np.ndarray]) -> None:
         """Store (re-embedded) vectors of existing faces in a space, and let every index pick them up."""

@@ -1,7 +1,8 @@
 """The gallery's files: each face's aligned crop (`faces/<token>.png`) and thumbnail (`thumbs/<token>.jpg`).
 
 A token is random and stored in the face's row, so a file exists before the row that refers to it and
-outlives it briefly; `sweep` removes the files no row refers to (after a crash between the two).
+outlives it briefly; `sweep` removes the files no row refers to (after a crash between the two). Folders
+and files are readable by their owner only: these are faces of real people.
 """
 
 import io
@@ -22,7 +23,7 @@ class FileStore:
     def __init__(self, root: Path):
         self.root = Path(root)
         for folder in FOLDERS:
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
+            (self.root / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def crop(self, token: str) -> Path:
         return self.root / "faces" / f"{token}.png"
@@ -44,10 +45,17 @@ class FileStore:
             raise
         return tokens
 
-    def remove(self, tokens: list[str]) -> None:
+    def remove(self, tokens: list[str]) -> dict[str, int]:
+        """Unlink each token's crop and thumbnail; how many of each were there."""
+        removed = {"crops": 0, "thumbnails": 0}
         for token in tokens:
-            self.crop(token).unlink(missing_ok=True)
-            self.thumbnail(token).unlink(missing_ok=True)
+            for kind, path in (("crops", self.crop(token)), ("thumbnails", self.thumbnail(token))):
+                try:
+                    path.unlink()
+                    removed[kind] += 1
+                except FileNotFoundError:
+                    pass
+        return removed
 
     def sweep(self, referenced: set[str], min_age_s: float) -> int:
         """Delete files whose token is not in `referenced` and that are older than `min_age_s` (younger
@@ -74,7 +82,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     (a full disk, or any other error, an interrupt included) no partial temporary file is left behind."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

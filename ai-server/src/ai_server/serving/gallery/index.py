@@ -4,9 +4,15 @@ Every process (gunicorn worker) builds its indexes from SQLite when it opens the
 search, replays the `changes` rows committed since its last look, by any process. So nothing here is
 ever the truth: losing it costs a rebuild, and a process cannot miss an enrolment or deletion another
 one acknowledged.
+
+A deleted face's vector is overwritten with zeros inside the index before it is dropped (HNSW cannot drop
+it, only filter it), and every process also replays the log in the background every `SYNC_EVERY_S`, so an
+erased person's vectors leave the memory of an idle worker too, not only of the one that deleted them.
 """
 
+import logging
 import threading
+import weakref
 
 import faiss
 import numpy as np
@@ -14,6 +20,8 @@ import numpy as np
 from .metadata import MetadataStore
 
 HNSW_REBUILD_FRACTION = 0.2  # deleted / live ids above which an HNSW index is rebuilt
+SYNC_EVERY_S = 5.0
+log = logging.getLogger("ai_server")
 
 
 class VectorIndex:
@@ -40,13 +48,25 @@ class VectorIndex:
             self.ids.update(int(i) for i in ids)
 
     def remove(self, face_id: int) -> None:
+        """Forget a face: its stored vector is zeroed first, then dropped (flat) or filtered (HNSW)."""
         if face_id not in self.ids:
             return
         self.ids.discard(face_id)
+        self._zero(face_id)
         if self.kind == "flat":
             self.index.remove_ids(np.array([face_id], dtype=np.int64))
         else:
             self.deleted.add(face_id)
+
+    def _zero(self, face_id: int) -> None:
+        """Overwrite the face's vector in the index's own storage (flat codes, or HNSW's flat storage)."""
+        positions = np.flatnonzero(faiss.vector_to_array(self.index.id_map) == face_id)
+        inner = faiss.downcast_index(self.index.index)
+        storage = faiss.downcast_index(inner.storage) if self.kind == "hnsw" else inner
+        codes = faiss.rev_swig_ptr(storage.codes.data(), storage.codes.size())
+        width = storage.code_size
+        for position in positions.tolist():
+            codes[position * width : (position + 1) * width] = 0
 
     def holds(self, face_id: int) -> bool:
         """Whether the index has (or had, for HNSW) a vector for this face."""
@@ -59,6 +79,9 @@ class VectorIndex:
         n = min(n + len(self.deleted), self.index.ntotal)
         if n == 0:
             return np.empty(0, np.float32), np.empty(0, np.int64)
+        # One OpenMP thread for one query (the setting is per thread): requests already search side by
+        # side, and a team of 2 waiting for a busy core made a 30k flat search 9x slower (bench/gallery_1m.py)
+        faiss.omp_set_num_threads(1)
         scores, ids = self.index.search(vector.reshape(1, -1), n)
         keep = (ids[0] >= 0) & ~np.isin(ids[0], list(self.deleted))
         return scores[0][keep], ids[0][keep]
@@ -75,6 +98,23 @@ class GalleryIndex:
         self.kind_setting, self.hnsw_threshold = kind, hnsw_threshold
         self._lock = threading.RLock()
         self.rebuild()
+
+    def keep_in_sync(self, every_s: float = SYNC_EVERY_S) -> None:
+        """Replay the log in the background too (a daemon thread that ends with this index), so deletions
+        reach this process's memory even when it serves no search."""
+        ref = weakref.ref(self)
+
+        def loop() -> None:
+            while (index := ref()) is not None:
+                try:
+                    index.sync()
+                except Exception:  # the gallery went away (its folder removed): stop quietly
+                    log.debug("background index sync stopped", exc_info=True)
+                    return
+                del index
+                threading.Event().wait(every_s)
+
+        threading.Thread(target=loop, daemon=True, name="index-sync").start()
 
     def rebuild(self) -> None:
         """Build every space's index from SQLite (at open, and when HNSW has too many deletions)."""

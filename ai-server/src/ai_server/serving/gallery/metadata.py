@@ -3,9 +3,16 @@
 All SQL of the gallery is here. Writes go through `transaction()` (BEGIN IMMEDIATE: writers of every
 process serialise on SQLite's lock, readers never wait). Every added or removed face appends a row to
 `changes`, which is what other processes replay into their search indexes (`index.py`).
+
+Erasure: `secure_delete` is on, so SQLite overwrites what a deletion removes (rows, freed pages) with
+zeros, and `checkpoint()` after a deletion copies the WAL into the database and truncates it, so no old
+page with a deleted name or vector stays in either file. A deleted person's id (a random token, nothing
+personal) stays in `erased`, so that a repeated DELETE is answered as done rather than as unknown.
+The database file is created readable by its owner only (its WAL and shared-memory files inherit that).
 """
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -42,9 +49,14 @@ CREATE TABLE IF NOT EXISTS changes (
     face_id INTEGER NOT NULL,
     op TEXT NOT NULL CHECK (op IN ('add', 'del'))
 );
+CREATE TABLE IF NOT EXISTS erased (
+    person_id TEXT PRIMARY KEY,
+    erased_at REAL NOT NULL
+);
 """
 DATABASE_FILE = "gallery.sqlite3"
 FACE_COLUMNS = "id, box, detection_score, created_at"
+CHECKPOINT_ATTEMPTS = 40  # x 50 ms: a reader in another worker holds an old snapshot only briefly
 
 
 class MetadataStore:
@@ -53,6 +65,8 @@ class MetadataStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
+        if not self.path.exists():  # owner-only from the first byte; the -wal and -shm files follow it
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self.connect().executescript(SCHEMA)
 
     def connect(self) -> sqlite3.Connection:
@@ -62,6 +76,7 @@ class MetadataStore:
             _enable_wal(db)
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free space
             db.row_factory = sqlite3.Row
             self._local.db = db
         return db
@@ -97,24 +112,44 @@ class MetadataStore:
             )
             db.execute("INSERT INTO changes (face_id, op) VALUES (?, 'add')", (face_id,))
 
-    def delete_person(self, person_id: str) -> list[str] | None:
-        """Remove a person and its faces (one `del` change each); their file tokens, or None if unknown."""
+    def delete_person(self, person_id: str) -> dict | None:
+        """Remove a person, its faces and their vectors (one `del` change each) and keep its id in
+        `erased`: {"tokens", "faces", "vectors", "already_deleted"}, or None if it never existed."""
         with self.transaction() as db:
             rows = db.execute("SELECT id, token FROM faces WHERE person_id = ?", (person_id,)).fetchall()
+            vectors = _vector_count(db, [r[0] for r in rows])
             if not db.execute("DELETE FROM persons WHERE id = ?", (person_id,)).rowcount:
-                return None
+                known = db.execute("SELECT 1 FROM erased WHERE person_id = ?", (person_id,)).fetchone()
+                return _erased([], 0, already=True) if known else None
             db.executemany("INSERT INTO changes (face_id, op) VALUES (?, 'del')", [(r[0],) for r in rows])
-        return [r[1] for r in rows]
+            db.execute(
+                "INSERT OR REPLACE INTO erased (person_id, erased_at) VALUES (?, ?)", (person_id, time.time())
+            )
+        return _erased([r[1] for r in rows], vectors)
 
-    def delete_face(self, person_id: str, face_id: int) -> str | None:
-        """Remove one face of a person; its file token, or None if the person has no such face."""
+    def delete_face(self, person_id: str, face_id: int) -> dict | None:
+        """Remove one face of a person and its vectors: {"tokens", "faces", "vectors"}, or None if the
+        person has no such face."""
         with self.transaction() as db:
             token = self._token(db, person_id, face_id)
             if token is None:
                 return None
+            vectors = _vector_count(db, [face_id])
             db.execute("DELETE FROM faces WHERE id = ?", (face_id,))
             db.execute("INSERT INTO changes (face_id, op) VALUES (?, 'del')", (face_id,))
-        return token
+        return _erased([token], vectors)
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes, so the page images a deletion
+        replaced are gone from the WAL too. Retried while another process reads an older snapshot;
+        whether it completed."""
+        db = self.connect()
+        for _ in range(CHECKPOINT_ATTEMPTS):
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            time.sleep(0.05)
+        return False
 
     def replace_vectors(self, space: str, vectors: dict[int, np.ndarray]) -> None:
         """Store (re-embedded) vectors of existing faces; an `add` change each lets every index pick it up."""
@@ -238,6 +273,17 @@ class Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _vector_count(db: sqlite3.Connection, face_ids: list[int]) -> int:
+    if not face_ids:
+        return 0
+    marks = ",".join("?" * len(face_ids))
+    return db.execute(f"SELECT COUNT(*) FROM vectors WHERE face_id IN ({marks})", face_ids).fetchone()[0]
+
+
+def _erased(tokens: list[str], vectors: int, already: bool = False) -> dict:
+    return {"tokens": tokens, "faces": len(tokens), "vectors": vectors, "already_deleted": already}
 
 
 def _person(row: sqlite3.Row, faces: list) -> dict:

@@ -3,8 +3,9 @@
 log line per request).
 
 Models and the gallery load in the background at start, and /readyz says 503 until every worker has
-them, so no request ever pays for loading. Under gunicorn the factory runs once per worker after the
-fork (`wsgi_app` in `serving/gunicorn_conf.py`).
+them, so no request ever pays for loading. Before any endpoint runs, `guard.py` checks the Host and the
+gateway's shared secret and sets the request's deadline. Under gunicorn the factory runs once per worker
+after the fork (`wsgi_app` in `serving/gunicorn_conf.py`).
 """
 
 import logging
@@ -15,11 +16,13 @@ import uuid
 from flask import Flask, Response, g, request
 
 from .. import telemetry
+from ..pipeline.images import limit_decoding
 from ..service import Service
 from ..settings import Settings, load_settings
 from ..workers import WorkerReadiness
 from . import match, ops, persons
 from .errors import register_error_handlers
+from .guard import Guard
 from .inputs import MAX_IMAGES, SERVICE
 
 log = logging.getLogger("ai_server")
@@ -27,15 +30,19 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """A WSGI app for this process; its models start loading now, in the background."""
+    """A WSGI app for this process; its models start loading now, in the background. Refused (a
+    SettingsError) without the gateway's shared secret."""
     settings = settings or load_settings()
+    guard = Guard(settings)
     telemetry.configure_logging(settings.log_level)
+    limit_decoding(settings.decode_concurrency)
     app = Flask(__name__)
     # a multipart body may carry a few images for enrolment: the per-image limit is checked per file
     app.config["MAX_CONTENT_LENGTH"] = MAX_IMAGES * settings.max_image_bytes + 1024 * 1024
     readiness = WorkerReadiness.from_environment(expected=settings.workers)
     app.extensions[SERVICE] = Service(settings, readiness)
     app.before_request(_start_request)
+    app.before_request(guard.check)
     app.after_request(_finish_request)
     register_error_handlers(app)
     for blueprint in (match.blueprint, persons.blueprint, ops.blueprint):
@@ -65,6 +72,7 @@ def _finish_request(response: Response) -> Response:
                 "path": endpoint,  # the rule, not the URL: no ids or names in logs
                 "status": response.status_code,
                 "ms": round(1000 * seconds, 1),
+                "budget_ms": round(1000 * g.budget_s) if "budget_s" in g else None,
             },
         )
     return response

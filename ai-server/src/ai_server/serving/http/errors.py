@@ -24,6 +24,8 @@ STATUS: dict[Code, int] = {
     Code.INVALID_REQUEST: 400,
     Code.BAD_REQUEST: 400,
     Code.UNKNOWN_MODEL: 400,
+    Code.UNAUTHORIZED: 401,
+    Code.FORBIDDEN_HOST: 403,
     Code.NOT_FOUND: 404,
     Code.METHOD_NOT_ALLOWED: 405,
     Code.MODEL_MISMATCH: 409,
@@ -33,6 +35,8 @@ STATUS: dict[Code, int] = {
     Code.HTTP_ERROR: 400,  # only the default: a Werkzeug error keeps its own status
     Code.INTERNAL_ERROR: 500,
     Code.NOT_READY: 503,
+    Code.TIMEOUT: 503,
+    Code.OVERLOADED: 503,
     Code.INSUFFICIENT_STORAGE: 507,
 }
 WERKZEUG_CODES = {400: Code.BAD_REQUEST, 404: Code.NOT_FOUND, 405: Code.METHOD_NOT_ALLOWED}

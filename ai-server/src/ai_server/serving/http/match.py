@@ -1,7 +1,8 @@
 """Photo in, answers out: `/v1/match` (and the paper's `/match`) and `/v1/embed`.
 
 A match flows decode -> detect -> align -> heatmap + embedding (one batched pass) -> search -> respond;
-each stage's time is returned in `timings_ms`.
+each stage's time is returned in `timings_ms`. Between stages the request's deadline is checked
+(`guard.check_deadline`): work the gateway no longer waits for stops there.
 """
 
 import base64
@@ -15,19 +16,26 @@ from .. import telemetry
 from ..gallery import Match
 from ..pipeline.engine import Photo, Space
 from ..pipeline.faces import ALIGNED_SIZE
+from ..pipeline.images import upload_scale
 from ..pipeline.render import overlay_png
+from .guard import check_deadline
 from .inputs import aligned_input, bool_param, int_param, one_upload, service
-from .outputs import model_info, thumbnail_url, timings_ms
+from .outputs import face_in_upload, model_info, thumbnail_url, timings_ms
 
 blueprint = Blueprint("match", __name__)
 DEFAULT_K = 5
 
 
-def _photo(aligned: bool, seconds: dict) -> Photo:
-    """The request's one uploaded photo, decoded, its largest face found and aligned."""
+def _photo(aligned: bool, seconds: dict) -> tuple[Photo, dict]:
+    """The request's one uploaded photo, decoded, its largest face found and aligned; and that face
+    described in the upload's pixels."""
     engine, _ = service().require()
     limits = service().settings
-    return engine.photo(one_upload(), limits.max_image_bytes, limits.max_pixels, aligned, seconds)
+    data = one_upload()
+    check_deadline("decoding")
+    photo = engine.photo(data, limits.max_image_bytes, limits.max_pixels, aligned, seconds)
+    check_deadline("the model")
+    return photo, face_in_upload(photo.describe(), upload_scale(data, photo.rgb))
 
 
 @blueprint.post("/v1/match")
@@ -40,10 +48,11 @@ def match():
     aligned = aligned_input()
     space = engine.space_for(request.values.get("model") or None)
     seconds: dict = {}
-    photo = _photo(aligned, seconds)
+    photo, face = _photo(aligned, seconds)
     vectors = engine.vectors(photo.aligned, explain=explain)
     seconds.update(vectors.seconds)
     telemetry.BATCH_SIZE.observe(vectors.seconds.get("batch", 1))
+    check_deadline("the search")
     started = time.perf_counter()
     found = gallery.search(space.key, vectors.by_space[space.key], k + 1)  # the next one: the last's gap
     seconds["search"] = time.perf_counter() - started
@@ -59,7 +68,7 @@ def match():
         "no_match": decision.no_match,
         "min_confidence": decision.min_confidence,
         "threshold": decision.threshold,
-        "face": photo.describe(),
+        "face": face,
         "model": model_info(space),
         "gallery": {"persons": persons, "version": gallery.version()},
         "timings_ms": timings_ms(seconds),
@@ -110,7 +119,7 @@ def embed():
     """The face's vector in every served space and the served model's heatmap of it."""
     engine, _ = service().require()
     seconds: dict = {}
-    photo = _photo(aligned_input(), seconds)
+    photo, face = _photo(aligned_input(), seconds)
     vectors = engine.vectors(photo.aligned, explain=True)
     seconds.update(vectors.seconds)
     overlay = overlay_png(photo.aligned, vectors.explanation)
@@ -118,7 +127,7 @@ def embed():
         {
             "request_id": g.request_id,
             "model": model_info(engine.default_space),
-            "face": photo.describe(),
+            "face": face,
             "vectors": {key: np.round(v, 7).tolist() for key, v in vectors.by_space.items()},
             "heatmap": {
                 "size": ALIGNED_SIZE,

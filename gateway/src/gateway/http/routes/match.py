@@ -1,15 +1,16 @@
-"""POST /v1/match (and the paper's /match): API key and rate limit -> multipart read with size limits ->
-image checks -> the photo written to disk while the result comes from the cache or the ai-server -> the
-search stored -> the enriched response. A photo whose search is not stored is removed again at once."""
+"""POST /v1/match (and the paper's /match): API key and rate limit -> the key's quotas -> the body budget
+-> multipart read with size limits and a deadline -> image checks -> the photo's stored copy prepared and
+written while the result comes from the key's cache or the ai-server -> the search stored -> the answer,
+as much of it as the key's role may see. A photo whose search is not stored is removed again at once."""
 
 import time
 
 from aiohttp import web
 
-from ... import media
+from ...limits import check_quotas
 from ..auth import authorize
 from ..context import request_id, services
-from ..forms import bool_param, int_param, read_form
+from ..forms import body_budget, bool_param, int_param, read_form
 from .searches import search_view
 
 
@@ -17,18 +18,22 @@ async def match(request: web.Request) -> web.Response:
     gateway = services(request)
     caller = await authorize(request, "search")
     started = time.perf_counter()
-    form = await read_form(request, gateway.settings, max_files=1)
-    (data,) = form.files
-    k = int_param(form.fields, "k", 5, 1, gateway.settings.max_k)
-    explain = bool_param(form.fields, "explain")
-    sha, timings = media.sha256(data), {}
-    async with gateway.archive.holding(data, sha) as writing:
-        result, hit = await gateway.matcher.match(request_id(request), data, sha, k, explain, timings)
-        stored = time.perf_counter()
-        search = await gateway.archive.record(caller.key_id, writing, media.sniff(data), k, result, hit)
-        timings["store"] = time.perf_counter() - stored
+    await check_quotas(gateway.store, gateway.settings, caller.key_id)
+    async with body_budget(request, gateway.settings, max_files=1):
+        form = await read_form(request, gateway.settings, max_files=1)
+        (data,) = form.files
+        k = int_param(form.fields, "k", 5, 1, gateway.disclosure.max_k_for(caller))
+        explain = bool_param(form.fields, "explain")
+        timings: dict[str, float] = {}
+        async with gateway.archive.holding(data) as photo:
+            result, hit = await gateway.matcher.match(
+                caller.key_id, request_id(request), data, k, explain, timings
+            )
+            stored = time.perf_counter()
+            search = await gateway.archive.record(caller.key_id, photo, k, result, hit)
+            timings["store"] = time.perf_counter() - stored
     timings["total"] = time.perf_counter() - started
-    view = search_view(search)
+    view = search_view(search, caller, gateway.disclosure)
     body = {
         "search_id": search["id"],
         "request_id": request_id(request),
