@@ -78,3 +78,21 @@ def test_search_probabilities_are_calibrated_on_held_out_identities_at_every_gal
     assert (
         candidate_probability(candidate_features(sims, 30, 5), np.arange(1, 6), model, prior=0.1) < base
     ).all()
+
+
+def test_the_served_model_is_right_80_to_90_percent_of_the_time_when_it_shows_80_to_90_percent():
+    """Issue 19's check on the shipped default, from its search calibration as the manifest carries it:
+    of the held-out searches' top-1 candidates shown at 0.8-0.9, the fraction that were the person lies in
+    0.8-0.9 within its 95% (Wilson) interval."""
+    from scipy.stats import binomtest
+
+    from ai_server.core.weights import load_manifest
+    from ai_server.serving.settings import default_weights_dir
+
+    manifest = load_manifest(default_weights_dir())
+    calibration = manifest["models"][manifest["default"]]["calibration"]["embedding"]["identification"]
+    band = next(b for b in calibration["heldout"]["reliability_top1"] if b["bin"] == [0.8, 0.9])
+    assert band["n"] >= 30, "too few searches shown at 0.8-0.9 to check"
+    right = round(band["fraction_right"] * band["n"])
+    interval = binomtest(right, band["n"]).proportion_ci(confidence_level=0.95, method="wilson")
+    assert interval.low <= 0.9 and interval.high >= 0.8, band

@@ -91,7 +91,7 @@ def test_the_students_section_states_the_comparison_from_the_numbers(tmp_path):
     best = runs["heatmap-s0"][0]["identification"]["celeba_ext_val"][
         "embedding"
     ]  # least noise of the students
-    assert f"Best student on celeba_ext val (heatmap-s0): one-shot top-1 {best['top1']:.3f}" in text
+    assert f"Served student on celeba_ext val (heatmap-s0): one-shot top-1 {best['top1']:.3f}" in text
     assert "Heatmap student vs its equal-budget RGB control (heatmap-s0 vs control-s0)" in text
     assert "| ShuffleNetV2 x1.0 Heatmap | heatmap-s0 |" in text
     assert "| heatmap-s0 | 1,385,148 | 3-4 (seeded by base-arc0-s0) |  |" in text
