@@ -163,6 +163,18 @@ def search_answer(page) -> dict:
     return answer.value.json()
 
 
+def choose_as_searcher(page, gateway, photo) -> None:
+    """Open the app, save the search key in Settings, and choose `photo` on the Search tab."""
+    page.goto(gateway.url)
+    page.get_by_role("tab", name="Settings").click()
+    page.get_by_label("API key", exact=True).fill(gateway.search_key)
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_role("tab", name="Search").click()
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Choose a photo from the library").click()
+    chooser.value.set_files(str(photo))
+
+
 def test_search_heatmap_feedback_history(system, browser):
     gateway, expected, query, names = system
     expect = sync_api.expect
@@ -276,14 +288,7 @@ def test_no_match_reads_as_no_match(system, browser, tmp_path):
     assert photo is not None, f"the service matched each of {len(strangers)} people who are not enrolled"
 
     page = browser.new_page()
-    page.goto(gateway.url)
-    page.get_by_role("tab", name="Settings").click()
-    page.get_by_label("API key", exact=True).fill(gateway.search_key)
-    page.get_by_role("button", name="Save settings").click()
-    page.get_by_role("tab", name="Search").click()
-    with page.expect_file_chooser() as chooser:
-        page.get_by_role("button", name="Choose a photo from the library").click()
-    chooser.value.set_files(str(photo))
+    choose_as_searcher(page, gateway, photo)
     answer = search_answer(page)
     assert answer["no_match"] is True, answer
     summary = expect_wording(page, answer)
@@ -320,14 +325,7 @@ def test_calibrated_wording(system, browser, confidences, no_match):
     # (Playwright's route.fetch() drops a multipart upload's file, so the page gets this search's answer)
     rewritten = calibrated(real.json(), confidences, no_match)
     page.route("**/v1/match", lambda route: route.fulfill(json=rewritten))
-    page.goto(gateway.url)
-    page.get_by_role("tab", name="Settings").click()
-    page.get_by_label("API key", exact=True).fill(gateway.search_key)
-    page.get_by_role("button", name="Save settings").click()
-    page.get_by_role("tab", name="Search").click()
-    with page.expect_file_chooser() as chooser:
-        page.get_by_role("button", name="Choose a photo from the library").click()
-    chooser.value.set_files(str(query))
+    choose_as_searcher(page, gateway, query)
     answer = search_answer(page)
     assert answer["min_confidence"] == 0.5 and [m["confidence"] for m in answer["matches"]] == confidences
     expect_wording(page, answer)
@@ -399,14 +397,7 @@ def test_failed_and_slow_network_never_freeze(system, browser):
     gateway, expected, query, _ = system
     expect = sync_api.expect
     page = browser.new_page()
-    page.goto(gateway.url)
-    page.get_by_role("tab", name="Settings").click()
-    page.get_by_label("API key", exact=True).fill(gateway.search_key)
-    page.get_by_role("button", name="Save settings").click()
-    page.get_by_role("tab", name="Search").click()
-    with page.expect_file_chooser() as chooser:
-        page.get_by_role("button", name="Choose a photo from the library").click()
-    chooser.value.set_files(str(query))
+    choose_as_searcher(page, gateway, query)
 
     # the connection drops: a clear message and a retry that works once the network is back
     page.route("**/v1/match", lambda route: route.abort("internetdisconnected"))
