@@ -32,8 +32,13 @@ demo-gallery: venv
 
 # The ai-server's shared secret for `docker compose up` (a compose secret, deploy/secrets/ai_server_secret),
 # made once. The folder is readable by its owner only; the file by anyone who can reach it, because compose
-# mounts it into containers that run as uid 10001. `make run` makes its own (data/secrets).
-secrets: deploy/secrets/ai_server_secret
+# mounts it into containers that run as uid 10001. `make run` makes its own (data/secrets). The same for
+# PostgreSQL's password (the gateway and the gallery read it from a file; docs/operations.md).
+secrets: deploy/secrets/ai_server_secret deploy/postgres_password.txt
+
+deploy/postgres_password.txt:
+	@python3 -c "import secrets; print(secrets.token_urlsafe(32))" > $@.tmp && chmod 444 $@.tmp && mv $@.tmp $@
+	@echo "wrote $@ (docker compose passes it to PostgreSQL and its clients)"
 
 deploy/secrets/ai_server_secret:
 	@mkdir -p -m 700 $(@D)
@@ -169,7 +174,7 @@ STUDENT_EVAL := --sets --pairs celeba_ext_val lfw celeba_val --identity-ci
 PREVIOUS_DEFAULT := b7c3690
 DLIB_BLAS := .cache/dlib-blas
 TEACHER_ENV := PYTHONPATH=$(DLIB_BLAS)
-.PHONY: students student-targets student-teacher student-previous student-base student-heatmap student-ship teacher-blas
+.PHONY: students student-targets student-teacher student-previous student-base student-heatmap student-long student-ship teacher-blas
 
 students: student-ship
 
@@ -230,12 +235,24 @@ student-heatmap: student-base
 	for r in heatmap-s0 control-s0; do test -f $(STUDENTS)/$$r/metrics.json || \
 		$(BIN)/ai-server evaluate $(STUDENTS)/$$r/model.pt --out $(STUDENTS)/$$r/metrics.json $(STUDENT_EVAL) || exit 1; done
 
+# Then both trained on from where they stopped, side by side for the same 10 epochs (a second cosine from
+# lr 0.05): the Heatmap student keeps reading the same Base's maps (cached), so the two stay an equal budget.
+LONG := --set arcface_weight=0.0 --set epochs=10 --set warmup_epochs=0.25 --set lr=0.05
+student-long: student-heatmap
+	$(BIN)/ai-server --threads 1 train $(STUDENT_CONFIG) --out $(STUDENTS)/heatmap-cont-s0 $(LONG) --set in_channels=4 \
+		--set heatmap_source=$(STUDENTS)/$(BASE)/model.pt --set init_from=$(STUDENTS)/heatmap-s0/model.pt & a=$$!; \
+	$(BIN)/ai-server --threads 1 train $(STUDENT_CONFIG) --out $(STUDENTS)/control-cont-s0 $(LONG) \
+		--set init_from=$(STUDENTS)/control-s0/model.pt & b=$$!; \
+	wait $$a && wait $$b
+	for r in heatmap-cont-s0 control-cont-s0; do test -f $(STUDENTS)/$$r/metrics.json || \
+		$(BIN)/ai-server evaluate $(STUDENTS)/$$r/model.pt --out $(STUDENTS)/$$r/metrics.json $(STUDENT_EVAL) || exit 1; done
+
 # Ship the Heatmap student (the served kind: 4 channels, the issue's requirement) with its Base, keep the
 # paper's pair, then collect the metrics and the report; the control is measured, not shipped (docs/results.md
 # compares the three on celeba_ext val; LFW chooses nothing).
-student-ship: student-heatmap student-teacher student-previous
+student-ship: student-long student-teacher student-previous
 	$(BIN)/ai-server --threads 1 ship --runs $(STUDENTS) --out model-weights --make-target students \
-		--model shufflenet-ext-base=$(BASE) --model shufflenet-ext-heatmap=heatmap-s0 \
+		--model shufflenet-ext-base=$(BASE) --model shufflenet-ext-heatmap=heatmap-cont-s0 \
 		--keep shufflenet-base --keep shufflenet-heatmap --default shufflenet-ext-heatmap
 	$(BIN)/ai-server report --collect $(STUDENTS) --section students
 	cp $(STUDENTS)/.teacher-views/summary.json docs/results/students/teacher-views.json
