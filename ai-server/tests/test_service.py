@@ -50,6 +50,13 @@ def client(tiny_weights, tmp_path):
     return _app(tiny_weights, tmp_path / "gallery")
 
 
+@pytest.fixture(params=["embedded", "shared"])
+def any_client(request, tiny_weights, tmp_path):
+    """The app on each gallery backend: embedded, and PostgreSQL + Milvus (real engines, conftest.py)."""
+    shared = request.getfixturevalue("shared_location") if request.param == "shared" else {}
+    return _app(tiny_weights, tmp_path / "gallery", **shared)
+
+
 @pytest.fixture(scope="module")
 def people():
     return by_identity(data.validation_identities())
@@ -80,7 +87,8 @@ def test_health_and_readiness(client):
     assert ready["models"] == ["tiny-base", "tiny-heatmap"]
 
 
-def test_enrol_then_match_a_person_by_another_photo(client, people):
+def test_enrol_then_match_a_person_by_another_photo(any_client, people):
+    client = any_client
     ids = sorted(people)[:4]
     enrolled = {i: _enrol(client, f"Person {i}", people[i][:2], metadata=json.dumps({"id": i})) for i in ids}
     assert all(e["faces_added"] == 2 and not e["skipped"] for e in enrolled.values())
@@ -165,7 +173,7 @@ def test_persons_listing_and_deletion_is_complete(client, people, tmp_path):
     assert victim["name"].encode() not in on_disk and thumbnail not in on_disk  # SQLite, WAL, files
     files_after = len(list((gallery_dir / "faces").iterdir())) + len(list((gallery_dir / "thumbs").iterdir()))
     assert files_after == 8
-    db = Gallery(gallery_dir, {}, verify=False).metadata.connect()
+    db = Gallery.embedded(gallery_dir, {}, verify=False).metadata.connect()
     assert db.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", (victim["id"],)).fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 4 * 2  # 4 faces x 2 spaces
     matches = _match(client, photo(people[ids[0]][0]), k=50).json["matches"]
@@ -278,7 +286,7 @@ def test_another_model_is_refused_until_reembedded(tiny_weights, tmp_path, peopl
     client = _app(tiny_weights, tmp_path / "g")
     _enrol(client, "Old", people[sorted(people)[0]][:2])
     with pytest.raises(ServiceError, match="reembed") as refused:
-        Gallery(tmp_path / "g", {"other-model@000000000000/embedding": 512})
+        Gallery.embedded(tmp_path / "g", {"other-model@000000000000/embedding": 512})
     assert refused.value.code == Code.MODEL_MISMATCH
     # serving the Base model alone needs vectors of exactly that space: already there (same pass)
     assert _app(tiny_weights, tmp_path / "g", model="tiny-base").get("/readyz").status_code == 200

@@ -104,3 +104,46 @@ def test_serve_refuses_to_start_without_the_gateways_secret(tmp_path):
     assert result.returncode == 2 and str(missing) in result.stderr, result.stderr[-2000:]
     with pytest.raises(SettingsError):
         create_app(Settings(data_dir=tmp_path))  # the WSGI app itself refuses too
+
+
+@pytest.mark.parametrize(
+    "variables, problem",
+    [
+        ({"AI_SERVER_POSTGRES_URL": "postgresql://g@db/gallery"}, "set both AI_SERVER_POSTGRES_URL and"),
+        ({"AI_SERVER_MILVUS_URI": "http://milvus:19530"}, "set both AI_SERVER_POSTGRES_URL and"),
+        (
+            {"AI_SERVER_POSTGRES_URL": "mysql://db/g", "AI_SERVER_MILVUS_URI": "http://m:19530"},
+            "AI_SERVER_POSTGRES_URL must start with postgresql://",
+        ),
+        (
+            {"AI_SERVER_POSTGRES_URL": "postgresql://db/g", "AI_SERVER_MILVUS_URI": "milvus:19530"},
+            "AI_SERVER_MILVUS_URI must start with http://",
+        ),
+    ],
+)
+def test_a_half_configured_shared_gallery_is_refused(clean_env, variables, problem):
+    """PostgreSQL without Milvus (or a URL of the wrong kind) is refused at start, never a password shown."""
+    for name, value in {**variables, "AI_SERVER_SECRET": "s" * 40}.items():
+        clean_env.setenv(name, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert problem in str(refused.value) and "s" * 40 not in str(refused.value)
+
+
+def test_the_postgres_password_comes_from_its_file(clean_env, tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("pa ss'word\n")
+    settings = load_settings(
+        postgres_url="postgresql://gallery@db:5432/gallery",
+        milvus_uri="http://m:19530",
+        postgres_password_file=secret,
+    )
+    assert "pa ss'word" not in repr(settings)
+    from psycopg.conninfo import conninfo_to_dict
+
+    assert conninfo_to_dict(settings.postgres_conninfo())["password"] == "pa ss'word"
+    missing = load_settings(
+        postgres_url="postgresql://db/g", milvus_uri="http://m:1", postgres_password_file=tmp_path / "no"
+    )
+    with pytest.raises(SettingsError, match="AI_SERVER_POSTGRES_PASSWORD_FILE"):
+        missing.postgres_conninfo()

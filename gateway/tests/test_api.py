@@ -2,7 +2,8 @@
 
 This module's operator lets search keys see the candidates of a no-match answer and two metadata fields
 (the shipped model calls few searches a match), so the flows below have people to look at; what a
-search key sees under the default policy is tests/reliability/test_security.py's."""
+search key sees under the default policy is tests/reliability/test_security.py's. The module runs once per
+store backend (conftest's `backend_url`: SQLite, then PostgreSQL)."""
 
 import hashlib
 import io
@@ -23,7 +24,7 @@ MAX_PIXELS = 4_000_000
 
 
 @pytest.fixture(scope="module")
-def gateway(ai_server, tmp_path_factory):
+def gateway(ai_server, tmp_path_factory, backend_url):
     root = tmp_path_factory.mktemp("api")
     web = root / "web"
     (web / "assets").mkdir(parents=True)
@@ -41,6 +42,7 @@ def gateway(ai_server, tmp_path_factory):
         auth_failures_per_minute=100000,
         search_show_no_match="true",
         search_metadata_fields="case,last_seen",
+        database_url=backend_url,
     )
     roles = {"admin": "admin", "search": "search", "other": "search", "enrol": "enrol"}
     gw.keys = {name: gw.new_key(role) for name, role in roles.items()}

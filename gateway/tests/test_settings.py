@@ -24,12 +24,14 @@ REFUSED = {
         "GATEWAY_LOG_LEVEL must be one of 'debug', 'info', 'warning' or 'error' (got 'loud')",
     ),
     "GATEWAY_DATABASE_URL": (
-        "postgresql://db/gateway",
-        "GATEWAY_DATABASE_URL must be one of sqlite:///<path> (got 'postgresql://db/gateway')",
+        "postgresql://db",
+        "GATEWAY_DATABASE_URL must be sqlite:///<path> or postgresql://<user>:<password>@<host>:<port>/"
+        "<database> (got 'postgresql://db')",
     ),
     "GATEWAY_AI_SERVER_URL": (
         "ai-server:5000",
-        "GATEWAY_AI_SERVER_URL must be an http:// or https:// URL (got 'ai-server:5000')",
+        "GATEWAY_AI_SERVER_URL must be an http:// or https:// URL, or several separated by commas"
+        " (got 'ai-server:5000')",
     ),
 }
 
@@ -70,6 +72,22 @@ def test_good_values_empty_values_and_the_derived_database(clean_env, tmp_path):
     assert (settings.log_level, settings.retention_days, settings.port) == ("warning", 0.5, 8080)
     assert settings.database_url == f"sqlite:///{tmp_path}/gateway.sqlite3"
     assert load_settings(data_dir=Path("rel")).database_url == "sqlite:///rel/gateway.sqlite3"
+    replicas = load_settings(ai_server_url="http://a:5000, https://b/ ")
+    assert replicas.ai_server_urls == ["http://a:5000", "https://b"]
+    assert load_settings().ai_server_urls == ["http://127.0.0.1:5000"]  # one URL: the same as before
+    with pytest.raises(SettingsError):
+        load_settings(ai_server_url="http://a:5000,ai-server:5000")  # every one must be a URL
+    shared = "postgresql://gateway:secret@postgres:5432/gateway"
+    assert load_settings(database_url=shared).database_url == shared
+    secret = tmp_path / "password"
+    secret.write_text("p@ss:w/rd\n")
+    with_file = load_settings(database_url="postgresql://gw@db:5432/g", database_password_file=secret)
+    assert with_file.store_url() == "postgresql://gw:p%40ss%3Aw%2Frd@db:5432/g"  # quoted, from the file
+    with pytest.raises(SettingsError):  # no user to give the password to
+        load_settings(database_url="postgresql://db:5432/g", database_password_file=secret).store_url()
+    for wrong in ("mysql://db/gateway", "postgresql:///gateway", "postgresql://db:0/gateway"):
+        with pytest.raises(SettingsError):
+            load_settings(database_url=wrong)
     with pytest.raises(SettingsError) as refused:
         load_settings(rate_per_minit=5)  # a typo in code is caught too
     assert refused.value.problems == ["GATEWAY_RATE_PER_MINIT is not a setting (got 5)"]

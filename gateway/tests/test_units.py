@@ -1,4 +1,5 @@
-"""The pieces without a network: the contract covers every route, keys, the store, the circuit breaker."""
+"""The pieces without a network: the contract covers every route, keys, the store (each backend: the
+`store_url` fixture), the circuit breaker."""
 
 import ast
 import asyncio
@@ -13,10 +14,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import sqlalchemy as sa
 from conftest import REPO, SPEC
 from gateway.http.app import create_app
 from gateway.settings import Settings
-from gateway.store import store_for
+from gateway.store import schema, store_for
 from gateway.upstream import CircuitBreaker
 
 
@@ -29,19 +31,25 @@ def test_every_route_is_in_the_openapi_file_and_the_file_is_valid(tmp_path):
     }
     documented = {(method, path) for path, ops in SPEC["paths"].items() for method in ops}
     assert routes == documented
-    for schema in SPEC["components"]["schemas"].values():
-        jsonschema.Draft202012Validator.check_schema(schema)
+    for component in SPEC["components"]["schemas"].values():
+        jsonschema.Draft202012Validator.check_schema(component)
 
 
-def test_keys_are_stored_hashed_and_checked(tmp_path):
+def everything_stored(url: str) -> str:
+    """Every row of every table as text: what a copy of the database would give away."""
+    with schema.connection(url) as db:
+        tables = [t for t in sa.inspect(db).get_table_names()]
+        return repr([db.execute(sa.text(f"SELECT * FROM {t}")).all() for t in tables])
+
+
+def test_keys_are_stored_hashed_and_checked(store_url):
     async def check():
-        async with store_for(f"sqlite:///{tmp_path}/g.sqlite3") as store:
+        async with store_for(store_url) as store:
             key_id, token = await store.create_key("t", "search")
             found = await store.check_key(token)
             assert (found.key_id, found.role) == (key_id, "search")
-            assert token.split("_", 2)[2] not in (tmp_path / "g.sqlite3").read_bytes().decode(
-                errors="replace"
-            )
+            stored = everything_stored(store_url)
+            assert key_id in stored and token.split("_", 2)[2] not in stored
             for wrong in (token[:-1] + ("A" if token[-1] != "A" else "B"), f"gw_{key_id}_", "gw__x", "x", ""):
                 assert await store.check_key(wrong) is None
             with pytest.raises(ValueError):
@@ -49,7 +57,7 @@ def test_keys_are_stored_hashed_and_checked(tmp_path):
 
     asyncio.run(check())
     with pytest.raises(ValueError):
-        store_for("postgresql://db/gateway")
+        store_for("mysql://db/gateway")
 
 
 def _search(search_id: str, person: str, created_at: float, sha: str) -> dict:
@@ -67,12 +75,12 @@ def _search(search_id: str, person: str, created_at: float, sha: str) -> dict:
     }
 
 
-def test_redaction_erasure_and_retention(tmp_path):
-    asyncio.run(_redaction_erasure_and_retention(tmp_path))
+def test_redaction_erasure_and_retention(store_url):
+    asyncio.run(_redaction_erasure_and_retention(store_url))
 
 
-async def _redaction_erasure_and_retention(tmp_path):
-    store = store_for(f"sqlite:///{tmp_path}/g.sqlite3")
+async def _redaction_erasure_and_retention(store_url):
+    store = store_for(store_url)
     await store.open()
     now = time.time()
     await store.add_search(_search("a" * 32, "p1", now - 100, "shared"))
@@ -121,9 +129,9 @@ async def _redaction_erasure_and_retention(tmp_path):
     await store.close()
 
 
-def test_keys_roles_expiry_revocation_and_last_use(tmp_path):
+def test_keys_roles_expiry_revocation_and_last_use(store_url):
     async def check():
-        async with store_for(f"sqlite:///{tmp_path}/g.sqlite3") as store:
+        async with store_for(store_url) as store:
             search_id, search = await store.create_key("app", "search")
             enrol_id, enrol = await store.create_key("case worker", "enrol", expires_at=time.time() + 60)
             _, expired = await store.create_key("old", "search", expires_at=time.time() - 1)
@@ -192,13 +200,14 @@ def test_the_gateway_tests_never_import_the_ai_server():
 
 
 def test_the_built_package_carries_its_data_files(tmp_path):
-    """What the image installs is a build, not the checkout: the OpenAPI file and the SQLite schema must
-    come along, and `python -m gateway` must work from it."""
+    """What the image installs is a build, not the checkout: the OpenAPI file and the migrations (alembic's
+    environment, template and revisions) must come along, and `python -m gateway` must work from it."""
     source, build = tmp_path / "source", tmp_path / "build"
     shutil.copytree(REPO / "gateway", source, ignore=shutil.ignore_patterns("tests", "*.egg-info", "build"))
     command = [sys.executable, "-c", "import setuptools; setuptools.setup()", "build_py", "-d", str(build)]
     subprocess.run(command, cwd=source, check=True, capture_output=True)
-    assert {"openapi.json", "schema.sql"} <= {p.name for p in build.rglob("*") if p.is_file()}
+    shipped = {p.name for p in build.rglob("*") if p.is_file()}
+    assert {"openapi.json", "env.py", "script.py.mako", "0001_baseline.py"} <= shipped
     env = {**os.environ, "PYTHONPATH": str(build), "GATEWAY_DATA_DIR": str(tmp_path / "data")}
     probe = "import gateway, gateway.http.routes.operations as o; print(gateway.__file__, len(o.spec_text()))"
     where = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)

@@ -224,9 +224,33 @@ def _gallery(args: argparse.Namespace) -> None:
     elif args.action == "import":
         import_archive(args.archive, data_dir)
         print(json.dumps({"imported_into": str(data_dir)}))
+    elif args.action in ("repair", "migrate"):
+        _gallery_maintenance(args)
     else:
         _, _, gallery = _service(args, verify=False)
         print(json.dumps(gallery.stats(), indent=2))
+
+
+def _gallery_maintenance(args: argparse.Namespace) -> None:
+    """Rebuild Milvus from PostgreSQL (repair), or copy the embedded gallery into both (migrate)."""
+    from .serving.gallery.maintenance import migrate, repair
+
+    settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    if args.action == "repair":
+        if not settings.postgres_url:
+            raise SettingsError(
+                "repair rebuilds Milvus from PostgreSQL: set AI_SERVER_POSTGRES_URL and AI_SERVER_MILVUS_URI "
+                "(an embedded gallery's FAISS indexes are rebuilt by every process when it starts)"
+            )
+        print(
+            json.dumps({"rebuilt": repair(settings.postgres_conninfo(), settings.milvus_uri, settings.index)})
+        )
+        return
+    if not (args.to_postgres and args.to_milvus):
+        raise SettingsError("migrate needs --to-postgres postgresql://... and --to-milvus http://...")
+    checked = load_settings(postgres_url=args.to_postgres, milvus_uri=args.to_milvus)  # the URL checks
+    report = migrate(settings.data_dir, checked.postgres_url, checked.milvus_uri, settings.index)
+    print(json.dumps(report))
 
 
 def _add_train_evaluate(sub) -> None:
@@ -341,9 +365,13 @@ def _add_service(sub) -> None:
     _gallery_options(p)
     p.set_defaults(run=_reembed)
 
-    p = sub.add_parser("gallery", help="gallery statistics, export and import")
-    p.add_argument("action", choices=["stats", "export", "import"])
+    p = sub.add_parser(
+        "gallery", help="gallery statistics, export and import (embedded), repair and migrate (shared)"
+    )
+    p.add_argument("action", choices=["stats", "export", "import", "repair", "migrate"])
     p.add_argument("archive", nargs="?", help="the .tar.gz to write (export) or read (import)")
+    p.add_argument("--to-postgres", help="migrate: the PostgreSQL URL to copy the embedded gallery into")
+    p.add_argument("--to-milvus", help="migrate: the Milvus URI (http://host:19530) to index it in")
     _gallery_options(p)
     p.set_defaults(run=_gallery)
 

@@ -35,7 +35,7 @@ class Services:
     def from_settings(cls, settings: Settings) -> "Services":
         """Everything made, nothing connected yet: `await start()` opens the database and the HTTP client.
         Without the ai-server's secret (only `gateway serve` insists on it) calls go without it."""
-        store = store_for(settings.database_url)
+        store = store_for(settings.store_url())
         images = ImageStore(settings.data_dir / "images")
         upstream = Upstream(settings, store.add_failure, _secret_if_set(settings))
         cache = ResultCache(settings.cache_entries)

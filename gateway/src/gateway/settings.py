@@ -2,16 +2,24 @@
 
 A value that cannot be used (not a number, out of range, an unknown log level or database scheme) stops
 the gateway before it serves anything, with a message that names the variable; an empty variable means
-its default. GATEWAY_DATABASE_URL takes sqlite:///<path> (the one store implemented so far). `gateway serve`
-also needs the ai-server's shared secret (GATEWAY_AI_SERVER_SECRET_FILE or GATEWAY_AI_SERVER_SECRET).
+its default. GATEWAY_DATABASE_URL takes sqlite:///<path> (embedded, one gateway) or
+postgresql://<user>:<password>@<host>:<port>/<database> (several gateways on one database). `gateway
+serve` also needs the ai-server's shared secret (GATEWAY_AI_SERVER_SECRET_FILE or GATEWAY_AI_SERVER_SECRET).
+
+Shared or per instance, when several gateways run: what lives in the database holds across all of them
+(API keys and their revocation, stored searches and feedback, the daily and stored-bytes quotas, the
+failure log); the token buckets (GATEWAY_RATE_*, GATEWAY_AUTH_FAILURES_PER_MINUTE), the concurrency and
+queue limits, the body budget, the result cache and the circuit breaker are per instance: N gateways
+allow N times those rates (a load balancer with sticky keys, or a rate limit in front, makes them global).
 
 | variable | default | meaning |
 |---|---|---|
 | GATEWAY_HOST | 127.0.0.1 | address to bind (0.0.0.0 in a container) |
 | GATEWAY_PORT | 8080 | the public port (1-65535) |
-| GATEWAY_AI_SERVER_URL | http://127.0.0.1:5000 | the ai-server, http:// or https:// (never exposed itself) |
+| GATEWAY_AI_SERVER_URL | http://127.0.0.1:5000 | the ai-server (http/https, not exposed); replicas: a,b |
 | GATEWAY_DATA_DIR | data/gateway | database and stored images |
-| GATEWAY_DATABASE_URL | sqlite:///<data dir>/gateway.sqlite3 | searches, feedback, keys, failure log |
+| GATEWAY_DATABASE_URL | sqlite:///<data dir>/gateway.sqlite3 | searches, feedback, keys; or postgresql:// |
+| GATEWAY_DATABASE_PASSWORD_FILE | (none) | file with the PostgreSQL password (instead of in the URL) |
 | GATEWAY_WEB_DIR | mobile-app/dist of the checkout, if present | static web app served at / |
 | GATEWAY_CORS_ORIGINS | (none) | comma-separated origins allowed to call the API, or * |
 | GATEWAY_AI_SERVER_SECRET_FILE | (none) | file with the secret shared with the ai-server (`serve` needs it) |
@@ -26,20 +34,20 @@ also needs the ai-server's shared secret (GATEWAY_AI_SERVER_SECRET_FILE or GATEW
 | GATEWAY_BODY_TIMEOUT_S | 20 | a request body must arrive within this (408 after; > 0) |
 | GATEWAY_TIMEOUT_S | 30 | total timeout of one upstream inference call (> 0) |
 | GATEWAY_CONNECT_TIMEOUT_S | 1 | timeout to connect to the ai-server (> 0) |
-| GATEWAY_RETRIES | 2 | extra attempts for idempotent upstream calls (GET, DELETE; >= 0) |
-| GATEWAY_BREAKER_FAILURES | 3 | consecutive upstream failures that open the circuit (>= 1) |
+| GATEWAY_RETRIES | 2 | extra attempts for failed upstream calls (see upstream.py: which, where; >= 0) |
+| GATEWAY_BREAKER_FAILURES | 3 | consecutive failures, no replica left, that open the circuit (>= 1) |
 | GATEWAY_BREAKER_RESET_S | 5 | how long the circuit stays open before one trial call (>= 0) |
-| GATEWAY_MAX_INFLIGHT | 8 | matches/enrolments sent to the ai-server at once (>= 1) |
+| GATEWAY_MAX_INFLIGHT | 8 | matches/enrolments sent to the ai-server at once (>= 1; per instance) |
 | GATEWAY_MAX_QUEUE | 64 | requests allowed to wait for a slot (503 + Retry-After above; >= 0) |
 | GATEWAY_QUEUE_TIMEOUT_S | 10 | longest wait for a slot (503 + Retry-After after; > 0) |
-| GATEWAY_RATE_PER_MINUTE | 300 | requests per minute per API key (429 + Retry-After above; >= 1) |
-| GATEWAY_RATE_BURST | 60 | requests a key may make at once before the per-minute rate applies (>= 1) |
+| GATEWAY_RATE_PER_MINUTE | 300 | requests per minute per API key, per instance (429 + Retry-After; >= 1) |
+| GATEWAY_RATE_BURST | 60 | requests a key may make at once, per instance, before the rate applies (>= 1) |
 | GATEWAY_CACHE_ENTRIES | 512 | match results kept in memory (0: no cache) |
 | GATEWAY_RETENTION_DAYS | 30 | searches (and their images) older than this are purged (> 0, e.g. 0.5) |
 | GATEWAY_PHOTO_RETENTION_DAYS | 7 | stored query photos and heatmaps go sooner (> 0; at most the retention) |
-| GATEWAY_QUOTA_SEARCHES_PER_DAY | 2000 | matches one key may make per UTC day (429 quota_exceeded above) |
+| GATEWAY_QUOTA_SEARCHES_PER_DAY | 2000 | matches one key may make per UTC day, all instances (429) |
 | GATEWAY_QUOTA_STORED_BYTES | 104857600 | bytes of photos and heatmaps one key's searches keep (429 above) |
-| GATEWAY_AUTH_FAILURES_PER_MINUTE | 30 | refused API keys per client address (429 above, not logged) |
+| GATEWAY_AUTH_FAILURES_PER_MINUTE | 30 | refused keys per client address, per instance (429, not logged) |
 | GATEWAY_HSTS_MAX_AGE_S | 0 | Strict-Transport-Security max-age; set it when served over HTTPS (0: off) |
 | GATEWAY_PURGE_INTERVAL_S | 3600 | how often the retention purge runs (> 0) |
 | GATEWAY_LOG_LEVEL | info | debug, info, warning, error |
@@ -47,12 +55,12 @@ also needs the ai-server's shared secret (GATEWAY_AI_SERVER_SECRET_FILE or GATEW
 
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .store import BACKENDS
+from .store import url_problem
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = Path("data/gateway")
@@ -80,6 +88,7 @@ class Settings(BaseSettings):
     ai_server_url: str = "http://127.0.0.1:5000"
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = ""  # empty: sqlite under data_dir (filled in below)
+    database_password_file: Path | None = None
     web_dir: str = ""  # empty: mobile-app/dist of the checkout when it exists
     cors_origins: str = ""
     ai_server_secret_file: Path | None = None
@@ -138,24 +147,25 @@ class Settings(BaseSettings):
 
     @field_validator("ai_server_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_urls(cls, value: str) -> str:
         """Refused here rather than on the first match: a wrong URL would otherwise look like an outage."""
-        try:
-            parts = urlsplit(value)
-            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-        except ValueError:  # a bad port or IPv6 literal
-            usable = False
-        if not usable:
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+        urls = [u.strip() for u in value.split(",")]
+        if not all(_http_url(u) for u in urls):
+            raise ValueError("must be an http:// or https:// URL, or several separated by commas")
+        return ",".join(urls)
 
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        scheme, sep, path = value.partition("://")
-        if scheme not in BACKENDS or not sep or not path.strip("/"):
-            raise ValueError(f"must be one of {', '.join(f'{s}:///<path>' for s in BACKENDS)}")
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
+
+    @property
+    def ai_server_urls(self) -> list[str]:
+        """The ai-server replicas, in the order given (one, or several behind one gateway)."""
+        return [u.rstrip("/") for u in self.ai_server_url.split(",")]
 
     @property
     def web_root(self) -> Path | None:
@@ -176,6 +186,22 @@ class Settings(BaseSettings):
     @property
     def metadata_fields(self) -> frozenset[str]:
         return frozenset(f.strip() for f in self.search_metadata_fields.split(",") if f.strip())
+
+    def store_url(self) -> str:
+        """GATEWAY_DATABASE_URL with the password of GATEWAY_DATABASE_PASSWORD_FILE put in (read now), so
+        that the password lives in a secret file rather than in the environment."""
+        if self.database_password_file is None:
+            return self.database_url
+        try:
+            password = quote(self.database_password_file.read_text().strip(), safe="")
+        except OSError as err:
+            name = str(self.database_password_file)
+            raise SettingsError([f"GATEWAY_DATABASE_PASSWORD_FILE {err.strerror} (got {name!r})"]) from None
+        scheme, _, rest = self.database_url.partition("://")
+        user, at, place = rest.rpartition("@")
+        if not at:
+            raise SettingsError(["GATEWAY_DATABASE_PASSWORD_FILE needs a user in GATEWAY_DATABASE_URL"])
+        return f"{scheme}://{user.partition(':')[0]}:{password}@{place}"
 
     def upstream_secret(self) -> str:
         """The secret the ai-server expects on every call; a SettingsError when it is missing, doubled or
@@ -201,6 +227,14 @@ class Settings(BaseSettings):
             source = "GATEWAY_AI_SERVER_SECRET" + ("_FILE" if self.ai_server_secret_file is not None else "")
             raise SettingsError([f"{source}: the secret must be at least {MIN_SECRET_LENGTH} characters"])
         return value
+
+
+def _http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a bad port or IPv6 literal
+        return False
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -1,10 +1,11 @@
 """Enrolment: photos -> faces the gallery stores, for the API and for bulk work from the command line
 (enrol a folder of people, re-embed with a new model).
 
-The command-line tools write to the same SQLite gallery the server reads, so they can run while it
-serves: running workers pick the changes up before their next search.
+The command-line tools write to the same gallery the server reads (SQLite or PostgreSQL), so they can
+run while it serves: running workers pick the changes up before their next search.
 """
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,12 +92,13 @@ def enrol_folder(
 def reembed(engine: Engine, gallery: Gallery, batch_size: int = 32) -> dict[str, int]:
     """Compute the served model's vectors for every face that lacks them, from the stored aligned crops
     (the photos themselves are not kept, and need not be: alignment does not depend on the model)."""
-    missing = {space: dict(gallery.faces_missing(space)) for space in engine.spaces}
-    crops = {fid: path for paths in missing.values() for fid, path in paths.items()}
+    missing = {space: gallery.faces_missing(space) for space in engine.spaces}
+    crops = {fid: token for tokens in missing.values() for fid, token in tokens.items()}
     todo = sorted(crops)
     for start in tqdm(range(0, len(todo), batch_size), desc="re-embedding", unit="batch"):
-        chunk = todo[start : start + batch_size]
-        vectors = engine.vectors_many([np.asarray(Image.open(crops[f]).convert("RGB")) for f in chunk])
+        chunk = todo[start : start + batch_size]  # crops are read per batch: all would not fit in memory
+        images = [Image.open(io.BytesIO(gallery.crop(crops[f]))).convert("RGB") for f in chunk]
+        vectors = engine.vectors_many([np.asarray(image) for image in images])
         for space, paths in missing.items():
             found = {f: v.by_space[space] for f, v in zip(chunk, vectors, strict=True) if f in paths}
             if found:

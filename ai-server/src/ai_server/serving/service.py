@@ -1,9 +1,9 @@
 """The loaded service of one process: engine and gallery, loaded in a background thread at start.
 
-Loading takes seconds (weights checked against their sha256, models warmed up, FAISS built from SQLite),
-so the HTTP server answers at once and /readyz says 503 until everything is there: no request ever pays
-for loading. A failure (wrong weights, a gallery enrolled with another model) is kept as the reason
-/readyz gives, and the process stays up to say so.
+Loading takes seconds (weights checked against their sha256, models warmed up, FAISS built from SQLite, or
+Milvus brought up to date with PostgreSQL), so the HTTP server answers at once and /readyz says 503 until
+everything is there: no request ever pays for loading. A failure (wrong weights, a gallery enrolled with
+another model) is kept as the reason /readyz gives, and the process stays up to say so.
 """
 
 import logging
@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from .errors import Code, ServiceError
-from .gallery import Gallery
+from .gallery import Gallery, backends
 from .pipeline.engine import Engine
 from .pipeline.faces import ALIGNED_SIZE
 from .settings import Settings
@@ -61,5 +61,5 @@ def open_service(settings: Settings, verify: bool = True) -> tuple[Engine, Galle
     """Engine and gallery as `settings` describe them; the command line opens them the same way.
     `verify=False` skips the gallery's model guard (re-embedding, statistics)."""
     engine = Engine.from_settings(settings)
-    gallery = Gallery(settings.data_dir, engine.dims, settings.index, settings.hnsw_threshold, verify=verify)
+    gallery = Gallery(backends.from_settings(settings), engine.dims, verify=verify)
     return engine, gallery

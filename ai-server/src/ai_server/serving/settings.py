@@ -21,6 +21,9 @@
 | AI_SERVER_FLIP_TTA | 1 | embed the face and its mirror (as calibration was measured); 1/0, true/false |
 | AI_SERVER_INDEX | auto | flat, hnsw, or auto (hnsw from AI_SERVER_HNSW_THRESHOLD faces) |
 | AI_SERVER_HNSW_THRESHOLD | 50000 | gallery size where auto switches to HNSW |
+| AI_SERVER_POSTGRES_URL | (none) | postgresql://user:pw@host/db: the shared gallery's truth (with the next) |
+| AI_SERVER_POSTGRES_PASSWORD_FILE | (none) | file holding the password for that URL (compose: a secret) |
+| AI_SERVER_MILVUS_URI | (none) | http://host:19530: the shared gallery's search index |
 | AI_SERVER_LOG_LEVEL | info | debug, info, warning, error |
 | AI_SERVER_SECRET_FILE | (none) | file holding the secret the gateway sends (serve needs this or the next) |
 | AI_SERVER_SECRET | (none) | the shared secret itself (at least 32 characters); prefer the file |
@@ -32,6 +35,11 @@ The secret: `ai-server serve` refuses to start without AI_SERVER_SECRET_FILE or 
 every request but /healthz and /readyz must carry it as `Authorization: Bearer <secret>` (401 otherwise):
 the gateway is the only caller. `make run` generates it (data/secrets/ai_server_secret); compose passes it as
 the `ai_server_secret` secret (`make secrets`, docs/security.md).
+
+The gallery: without AI_SERVER_POSTGRES_URL it is embedded (SQLite, crop files and FAISS in
+AI_SERVER_DATA_DIR; one machine); with it and AI_SERVER_MILVUS_URI it is shared by every replica (PostgreSQL
+holds everything, Milvus the search index; AI_SERVER_INDEX picks Milvus's index: auto is Milvus's AUTOINDEX).
+See `serving/gallery/__init__.py` and docs/operations.md.
 
 An empty variable means its default. Any other value that does not fit (a word where a number belongs, a
 boolean spelt `ture`, `AI_SERVER_VECTOR=bogus`) is refused when the server starts, with a message that names
@@ -47,7 +55,15 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.weights import default_weights_dir
@@ -97,6 +113,9 @@ class Settings(BaseSettings):
     allowed_hosts: str = "127.0.0.1,localhost,::1,ai-server"
     request_timeout_s: float = Field(25.0, gt=0, le=3600)
     decode_concurrency: PositiveInt = 2
+    postgres_url: str | None = Field(None, repr=False)  # may hold a password
+    postgres_password_file: Path | None = None
+    milvus_uri: str | None = None
 
     @field_validator("torch_threads")
     @classmethod
@@ -108,6 +127,34 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value):
         return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _shared_gallery_needs_both(self):
+        """PostgreSQL without Milvus (or the other way round) would be a gallery that cannot search or
+        has no truth: refuse it at start, naming both variables."""
+        if (self.postgres_url is None) != (self.milvus_uri is None):
+            raise ValueError("set both AI_SERVER_POSTGRES_URL and AI_SERVER_MILVUS_URI, or neither")
+        if self.postgres_url is not None and not self.postgres_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("AI_SERVER_POSTGRES_URL must start with postgresql://")
+        if self.milvus_uri is not None and not self.milvus_uri.startswith(("http://", "https://")):
+            raise ValueError("AI_SERVER_MILVUS_URI must start with http:// or https://")
+        return self
+
+    def postgres_conninfo(self) -> str | None:
+        """AI_SERVER_POSTGRES_URL with the password of AI_SERVER_POSTGRES_PASSWORD_FILE, if one is set."""
+        if self.postgres_url is None or self.postgres_password_file is None:
+            return self.postgres_url
+        from psycopg.conninfo import make_conninfo
+
+        try:
+            password = self.postgres_password_file.read_text().strip()
+        except OSError as err:
+            raise SettingsError(
+                f"AI_SERVER_POSTGRES_PASSWORD_FILE={str(self.postgres_password_file)!r}: {err.strerror}"
+            ) from None
+        return make_conninfo(self.postgres_url, password=password)
 
     def internal_secret(self) -> str:
         """The shared secret of the gateway and this server, from AI_SERVER_SECRET_FILE or AI_SERVER_SECRET;
@@ -148,6 +195,9 @@ def describe(err: ValidationError) -> str:
     """`AI_SERVER_VECTOR='bogus': Input should be 'embedding' or 'heatmap_vector'`, one line per problem."""
     problems = []
     for problem in err.errors():
-        name = ENV_PREFIX + str(problem["loc"][0]).upper() if problem["loc"] else ENV_PREFIX + "*"
+        if not problem["loc"]:  # a check of several variables (the shared gallery): its message names them
+            problems.append(problem["msg"].removeprefix("Value error, "))
+            continue
+        name = ENV_PREFIX + str(problem["loc"][0]).upper()
         problems.append(f"{name}={problem.get('input')!r}: {problem['msg']}")
     return "invalid configuration: " + "; ".join(problems)

@@ -3,10 +3,16 @@ and the failure log. Every method is a coroutine and none may block the event lo
 transaction (all of its rows or none). A full disk is raised as OSError(ENOSPC), whatever the backend
 calls it, so that the HTTP layer answers 507 for files and databases alike.
 
-Erasure: what a deletion removes must not stay readable in the backend's files (SQLite: secure_delete,
-then `compact()` truncates the WAL); `compact()` is called after every erasure.
+Erasure: what a deletion removes must not stay readable in the backend's files as far as the backend can
+ensure it, and each backend says how far that is (SQLite: secure_delete zeroes it, then `compact()`
+truncates the WAL; PostgreSQL: `compact()` vacuums the erased tables, which does not reach its WAL
+archives and backups: see postgres.py); `compact()` is called after every erasure.
 
-A backend subclasses Store and registers its URL scheme in `store/__init__.py` (BACKENDS).
+Retention and erasure mean the same on every backend: the docstrings below are the contract, and
+gateway/tests run the same tests against each backend.
+
+A backend subclasses Store, registers its URL scheme in `store/__init__.py` (BACKENDS) and takes its
+tables from the shared migrations (schema.py): `open()` runs them.
 """
 
 from abc import ABC, abstractmethod
@@ -86,7 +92,7 @@ class Store(ABC):
 
     @abstractmethod
     async def open(self) -> None:
-        """Connect and create missing tables; called once before any other method."""
+        """Connect and migrate the schema to the newest revision; called once before any other method."""
 
     @abstractmethod
     async def close(self) -> None: ...

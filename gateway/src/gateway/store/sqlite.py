@@ -8,33 +8,42 @@ one writer at a time anyway. The event loop only ever awaits.
 
 The file is created readable by its owner only (the WAL and shared-memory files inherit its mode), and
 `secure_delete` is on: what a deletion or an update removes is overwritten with zeros, not left in free
-space; `compact()` then truncates the WAL, the other place old page images live.
+space; `compact()` then truncates the WAL, the other place old page images live. The tables come from
+the migrations (schema.py), run before the connection is made.
 """
 
 import asyncio
 import contextlib
 import errno
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import keys
+from . import keys, schema
 from .base import Erased, Failure, Feedback, KeyInfo, Search, Store
+from .records import (
+    FAILURE_COLUMNS,
+    KEY_COLUMNS,
+    SEARCH_COLUMNS,
+    TOUCH_EVERY_S,
+    erased,
+    key_info,
+    key_usable,
+    listed_faces,
+    redacted,
+    search_record,
+    search_values,
+    usage_day,
+)
 
 Statement = tuple[str, tuple]
-FAILURE_COLUMNS = ("ts", "request_id", "kind", "method", "path", "status", "code", "reason", "ms", "key_id")
-KEY_COLUMNS = "id, name, role, created_at, expires_at, revoked_at, last_used_at"
-TOUCH_EVERY_S = 60.0  # a key's last use is written at most this often
 TOUCH_WAIT_MS = 200
 BUSY_TIMEOUT_S = 10
-SCHEMA_VERSION = 2
 
 
 class SqliteStore(Store):
@@ -81,7 +90,7 @@ class SqliteStore(Store):
         if not keys.secret_matches(secret, row["hash"] if row else None):
             return None
         now = time.time()
-        if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
+        if not key_usable(row, now):
             return None
         if row["last_used_at"] is None or now - row["last_used_at"] >= TOUCH_EVERY_S:
             await self._run(_touch_key, key_id, now)
@@ -92,7 +101,7 @@ class SqliteStore(Store):
 
     async def list_keys(self) -> list[KeyInfo]:
         rows = await self._run(_all, f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC", ())
-        return [_key_info(r) for r in rows]
+        return [key_info(dict(r)) for r in rows]
 
     async def revoke_key(self, key_id: str) -> KeyInfo | None:
         return await self._run(_revoke_key, key_id, time.time())
@@ -108,14 +117,14 @@ class SqliteStore(Store):
         where, args = ("WHERE key_id = ?", (key_id,)) if key_id else ("", ())
         order = "ORDER BY created_at DESC, id"
         rows, total = await self._run(_page, "searches", where, args, order, offset, limit)
-        return [_search(r) for r in rows], total
+        return [search_record(dict(r)) for r in rows], total
 
     async def searches_showing(self, key_id: str, person_id: str, face_id: int) -> list[Search]:
         sql = (
             "SELECT s.* FROM search_faces f JOIN searches s ON s.id = f.search_id"
             " WHERE f.person_id = ? AND f.face_id = ? AND s.key_id = ? ORDER BY s.created_at DESC LIMIT 5"
         )
-        return [_search(r) for r in await self._run(_all, sql, (person_id, face_id, key_id))]
+        return [search_record(dict(r)) for r in await self._run(_all, sql, (person_id, face_id, key_id))]
 
     async def key_usage(self, key_id: str, day: int) -> tuple[int, int]:
         return await self._run(_key_usage, key_id, day)
@@ -185,46 +194,14 @@ def _translating_full_disk(function: Callable[..., Any], db: sqlite3.Connection,
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():  # owner-only from the first byte; SQLite gives its -wal and -shm the same mode
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    schema.upgrade(f"sqlite:///{path}")  # which creates the file, owner-only
     db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA secure_delete=ON")
-    db.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
-    _migrate(db)
     return db
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """A database of an older gateway: the columns and links it lacks (once; PRAGMA user_version)."""
-    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
-        return
-    added = {
-        "api_keys": ("expires_at REAL", "revoked_at REAL", "last_used_at REAL"),
-        "searches": ("bytes INTEGER NOT NULL DEFAULT 0",),
-    }
-    statements: list[Statement] = []
-    for table, columns in added.items():
-        present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-        statements += [
-            (f"ALTER TABLE {table} ADD COLUMN {c}", ()) for c in columns if c.split()[0] not in present
-        ]
-    statements += [
-        (
-            "INSERT OR IGNORE INTO search_faces (search_id, person_id, face_id) SELECT s.id,"
-            " json_extract(m.value, '$.person_id'), json_extract(m.value, '$.face_id')"
-            " FROM searches s, json_each(s.result, '$.matches') m"
-            " WHERE json_extract(m.value, '$.deleted') IS NOT 1",
-            (),
-        ),
-        ("DROP TABLE IF EXISTS search_persons", ()),
-        (f"PRAGMA user_version = {SCHEMA_VERSION}", ()),
-    ]
-    _transaction(db, statements)
 
 
 def _transaction(db: sqlite3.Connection, statements: list[Statement]) -> list[sqlite3.Cursor]:
@@ -276,17 +253,11 @@ def _touch_key(db: sqlite3.Connection, key_id: str, now: float) -> None:
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
 
 
-def _key_info(row: sqlite3.Row) -> KeyInfo:
-    info = dict(row)
-    expired = info["expires_at"] is not None and info["expires_at"] <= time.time()
-    return {**info, "active": info["revoked_at"] is None and not expired}
-
-
 def _revoke_key(db: sqlite3.Connection, key_id: str, now: float) -> KeyInfo | None:
     sql = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?"
     _transaction(db, [(sql, (now, key_id))])
     row = db.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-    return None if row is None else _key_info(row)
+    return None if row is None else key_info(dict(row))
 
 
 def _page(db, table: str, where: str, args: tuple, order: str, offset: int, limit: int):
@@ -298,36 +269,25 @@ def _page(db, table: str, where: str, args: tuple, order: str, offset: int, limi
 
 def _search_rows(search: Search) -> list[Statement]:
     """The search, which faces it listed, and one more match on its key's day."""
-    columns = ("id", "key_id", "created_at", "image_sha", "image_type", "heatmap_sha", "k", "cached")
-    values = (*(search[c] for c in columns[:-1]), int(search["cached"]))
-    values += (json.dumps(search["result"]), search.get("bytes", 0))
-    insert = f"INSERT INTO searches ({', '.join(columns)}, result, bytes) VALUES ({', '.join('?' * 10)})"
-    faces = {(m["person_id"], m["face_id"]) for m in search["result"]["matches"]}
+    marks = ", ".join("?" * len(SEARCH_COLUMNS))
+    insert = f"INSERT INTO searches ({', '.join(SEARCH_COLUMNS)}) VALUES ({marks})"
     link = "INSERT INTO search_faces (search_id, person_id, face_id) VALUES (?, ?, ?)"
     usage = (
         "INSERT INTO key_usage (key_id, day, searches) VALUES (?, ?, 1)"
         " ON CONFLICT (key_id, day) DO UPDATE SET searches = searches + 1"
     )
-    day = int(search["created_at"] // 86400)
     return [
-        (insert, values),
-        *[(link, (search["id"], p, f)) for p, f in faces],
-        (usage, (search["key_id"], day)),
+        (insert, search_values(search)),
+        *[(link, (search["id"], p, f)) for p, f in listed_faces(search)],
+        (usage, (search["key_id"], usage_day(search["created_at"]))),
     ]
-
-
-def _search(row: sqlite3.Row) -> Search:
-    out = dict(row)
-    out["result"] = json.loads(out["result"])
-    out["cached"] = bool(out["cached"])
-    return out
 
 
 def _get_search(db: sqlite3.Connection, search_id: str) -> Search | None:
     row = db.execute("SELECT * FROM searches WHERE id = ?", (search_id,)).fetchone()
     if row is None:
         return None
-    search = _search(row)
+    search = search_record(dict(row))
     feedback = db.execute(
         "SELECT id, person_id, correct, comment, created_at, key_id FROM feedback"
         " WHERE search_id = ? ORDER BY id",
@@ -342,17 +302,6 @@ def _key_usage(db: sqlite3.Connection, key_id: str, day: int) -> tuple[int, int]
     row = db.execute(sql, (key_id, day)).fetchone()
     stored = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM searches WHERE key_id = ?", (key_id,))
     return (row[0] if row else 0), stored.fetchone()[0]
-
-
-def _redacted(result: dict, person_id: str, face_id: int | None) -> dict:
-    for match in result["matches"]:
-        if match["person_id"] != person_id:
-            continue
-        if face_id is None:
-            match.update(name=None, metadata={}, thumbnail_url=None, deleted=True)
-        elif match["face_id"] == face_id:
-            match["thumbnail_url"] = None
-    return result
 
 
 def _erase_person(db: sqlite3.Connection, person_id: str, face_id: int | None) -> Erased:
@@ -374,13 +323,13 @@ def _erase_person(db: sqlite3.Connection, person_id: str, face_id: int | None) -
     _transaction(db, updates)
     photos = set() if one_face else {sha for r in rows for sha in (r["image_sha"], r["heatmap_sha"]) if sha}
     images = {sha for sha in photos if not _image_referenced(db, sha)}
-    return _erased(redacted=len(rows), feedback=feedback, images=images)
+    return erased(redacted=len(rows), feedback=feedback, images=images)
 
 
 def _redaction(row: sqlite3.Row, person_id: str, face_id: int | None) -> Statement:
     """A stored search without the person's name, metadata and thumbnail (with face_id: without that
     face's thumbnail link); erasing the person also takes the search's photo, which may show them."""
-    result = json.dumps(_redacted(json.loads(row["result"]), person_id, face_id))
+    result = json.dumps(redacted(json.loads(row["result"]), person_id, face_id))
     if face_id is not None:
         return "UPDATE searches SET result = ? WHERE id = ?", (result, row["id"])
     sql = "UPDATE searches SET result = ?, image_sha = '', heatmap_sha = NULL, bytes = 0 WHERE id = ?"
@@ -390,20 +339,11 @@ def _redaction(row: sqlite3.Row, person_id: str, face_id: int | None) -> Stateme
 def _delete_search(db: sqlite3.Connection, search_id: str) -> Erased:
     row = db.execute("SELECT image_sha, heatmap_sha FROM searches WHERE id = ?", (search_id,)).fetchone()
     if row is None:
-        return _erased()
+        return erased()
     feedback = db.execute("SELECT COUNT(*) FROM feedback WHERE search_id = ?", (search_id,)).fetchone()[0]
     _transaction(db, [("DELETE FROM searches WHERE id = ?", (search_id,))])  # feedback, links: cascade
     images = {sha for sha in row if sha and not _image_referenced(db, sha)}
-    return _erased(deleted=1, feedback=feedback, images=images)
-
-
-def _erased(redacted: int = 0, deleted: int = 0, feedback: int = 0, images: set | None = None) -> Erased:
-    return {
-        "searches_redacted": redacted,
-        "searches_deleted": deleted,
-        "feedback_removed": feedback,
-        "images": images or set(),
-    }
+    return erased(deleted=1, feedback=feedback, images=images)
 
 
 def _purge_searches(db: sqlite3.Connection, before: float) -> set[str]:

@@ -9,6 +9,7 @@ import io
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,14 @@ class FileStore:
     def thumbnail(self, token: str) -> Path:
         return self.root / "thumbs" / f"{token}.jpg"
 
+    def read(self, token: str, kind: str) -> bytes | None:
+        """A face's thumbnail (`kind="thumbnail"`) or aligned crop (`"crop"`) bytes, if the file exists."""
+        path = self.thumbnail(token) if kind == "thumbnail" else self.crop(token)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
     def write(self, faces: list[NewFace]) -> list[str]:
         """Write every face's crop and thumbnail durably; their new tokens, in order. All or nothing: when
         one write fails (a full disk, an interrupted worker), the files already written are removed."""
@@ -38,7 +47,7 @@ class FileStore:
         try:
             for face in faces:
                 tokens.append(secrets.token_hex(16))
-                atomic_write(self.crop(tokens[-1]), _png(face.crop))
+                atomic_write(self.crop(tokens[-1]), png(face.crop))
                 atomic_write(self.thumbnail(tokens[-1]), face.thumbnail)
         except BaseException:
             self.remove(tokens)
@@ -57,10 +66,10 @@ class FileStore:
                     pass
         return removed
 
-    def sweep(self, referenced: set[str], min_age_s: float) -> int:
-        """Delete files whose token is not in `referenced` and that are older than `min_age_s` (younger
+    def sweep(self, referenced: Callable[[], set[str]], min_age_s: float) -> int:
+        """Delete files whose token is not in `referenced()` and that are older than `min_age_s` (younger
         ones may belong to an enrolment in progress in another process). How many were deleted."""
-        removed = 0
+        referenced, removed = referenced(), 0
         now = time.time()
         for folder in FOLDERS:
             for path in (self.root / folder).iterdir():
@@ -71,7 +80,7 @@ class FileStore:
         return removed
 
 
-def _png(crop: np.ndarray) -> bytes:
+def png(crop: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(crop).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -181,6 +181,10 @@ class GalleryIndex:
         top = sorted(best.items(), key=lambda item: -item[1][0])[:k]
         return [(person, score, face_id) for person, (score, face_id) in top]
 
+    def purge(self) -> dict:
+        """Nothing more to do after an erasure: `remove` zeroed the vectors in this process's index."""
+        return {}
+
     def sizes(self) -> dict[str, int]:
         return {space: len(index) for space, index in self.indexes.items()}
 

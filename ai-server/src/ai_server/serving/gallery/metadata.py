@@ -5,7 +5,7 @@ process serialise on SQLite's lock, readers never wait). Every added or removed 
 `changes`, which is what other processes replay into their search indexes (`index.py`).
 
 Erasure: `secure_delete` is on, so SQLite overwrites what a deletion removes (rows, freed pages) with
-zeros, and `checkpoint()` after a deletion copies the WAL into the database and truncates it, so no old
+zeros, and `purge()` after a deletion copies the WAL into the database and truncates it, so no old
 page with a deleted name or vector stays in either file. A deleted person's id (a random token, nothing
 personal) stays in `erased`, so that a repeated DELETE is answered as done rather than as unknown.
 The database file is created readable by its owner only (its WAL and shared-memory files inherit that).
@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,33 +85,23 @@ class MetadataStore:
     def transaction(self) -> "Transaction":
         return Transaction(self.connect())
 
-    # -- writes (inside a transaction) ----------------------------------------------------------------
-    @staticmethod
-    def insert_person(db: sqlite3.Connection, person_id: str, name: str, metadata: dict) -> None:
-        db.execute(
-            "INSERT INTO persons (id, name, metadata, created_at) VALUES (?, ?, ?, ?)",
-            (person_id, name, json.dumps(metadata), time.time()),
-        )
-
-    @staticmethod
-    def person_exists(db: sqlite3.Connection, person_id: str) -> bool:
-        return db.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is not None
-
-    @staticmethod
-    def insert_faces(db: sqlite3.Connection, person_id: str, faces: list[NewFace], tokens: list[str]) -> None:
-        """The faces' rows, their vectors and one `add` change each."""
-        now = time.time()
-        for face, token in zip(faces, tokens, strict=True):
-            face_id = db.execute(
-                "INSERT INTO faces (person_id, token, box, detection_score, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (person_id, token, json.dumps(face.box), face.detection_score, now),
-            ).lastrowid
-            db.executemany(
-                "INSERT INTO vectors (face_id, space, vector) VALUES (?, ?, ?)",
-                [(face_id, space, normalised(v).tobytes()) for space, v in face.vectors.items()],
+    # -- writes ----------------------------------------------------------------------------------------
+    def add_person(self, person_id: str, name: str, metadata: dict, faces: list[NewFace], tokens: list[str]):
+        """A person and its faces (their files written already, named by `tokens`), in one transaction."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO persons (id, name, metadata, created_at) VALUES (?, ?, ?, ?)",
+                (person_id, name, json.dumps(metadata), time.time()),
             )
-            db.execute("INSERT INTO changes (face_id, op) VALUES (?, 'add')", (face_id,))
+            _insert_faces(db, person_id, faces, tokens)
+
+    def add_faces(self, person_id: str, faces: list[NewFace], tokens: list[str]) -> bool:
+        """Add faces to a person; False (nothing written) if there is no such person."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is None:
+                return False
+            _insert_faces(db, person_id, faces, tokens)
+        return True
 
     def delete_person(self, person_id: str) -> dict | None:
         """Remove a person, its faces and their vectors (one `del` change each) and keep its id in
@@ -139,17 +130,17 @@ class MetadataStore:
             db.execute("INSERT INTO changes (face_id, op) VALUES (?, 'del')", (face_id,))
         return _erased([token], vectors)
 
-    def checkpoint(self) -> bool:
-        """Copy the WAL into the database and truncate it to zero bytes, so the page images a deletion
-        replaced are gone from the WAL too. Retried while another process reads an older snapshot;
-        whether it completed."""
+    def purge(self) -> dict:
+        """After an erasure: copy the WAL into the database and truncate it to zero bytes, so the page
+        images a deletion replaced are gone from the WAL too. Retried while another process reads an older
+        snapshot; {"wal_truncated": whether it completed}."""
         db = self.connect()
         for _ in range(CHECKPOINT_ATTEMPTS):
             busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if not busy:
-                return True
+                return {"wal_truncated": True}
             time.sleep(0.05)
-        return False
+        return {"wal_truncated": False}
 
     def replace_vectors(self, space: str, vectors: dict[int, np.ndarray]) -> None:
         """Store (re-embedded) vectors of existing faces; an `add` change each lets every index pick it up."""
@@ -242,15 +233,50 @@ class MetadataStore:
                 faces.setdefault(f["person_id"], []).append(f)
         return [_person(r, faces.get(r["id"], [])) for r in rows], total
 
-    def names(self, person_ids: list[str]) -> dict[str, tuple[str, dict]]:
-        """{person id: (name, metadata)} of those of `person_ids` that exist."""
-        if not person_ids:
+    def owners(self, face_ids: list[int]) -> dict[int, tuple[str, str, dict]]:
+        """{face id: (person id, name, metadata)} of those of `face_ids` that still exist."""
+        if not face_ids:
             return {}
-        marks = ",".join("?" * len(person_ids))
+        marks = ",".join("?" * len(face_ids))
         rows = self.connect().execute(
-            f"SELECT id, name, metadata FROM persons WHERE id IN ({marks})", person_ids
+            "SELECT f.id, p.id, p.name, p.metadata FROM faces f JOIN persons p ON p.id = f.person_id "
+            f"WHERE f.id IN ({marks})",
+            face_ids,
         )
-        return {r["id"]: (r["name"], json.loads(r["metadata"])) for r in rows}
+        return {r[0]: (r[1], r[2], json.loads(r[3])) for r in rows}
+
+    def vector_counts(self) -> dict[str, int]:
+        rows = self.connect().execute("SELECT space, COUNT(*) FROM vectors GROUP BY space")
+        return {r[0]: r[1] for r in rows}
+
+    def dump(self, batch: int = 200) -> Iterator[list[dict]]:
+        """Every person, oldest first, in lists of `batch`: its row, and each face's row (token included)
+        with its vectors {space: float32 bytes}; erased ids are `erased()`. For `migrate.py`."""
+        db, offset = self.connect(), 0
+        while rows := self.persons(offset, batch)[0]:
+            offset += len(rows)
+            marks = ",".join("?" * len(rows))
+            ids = [r["id"] for r in rows]
+            faces = db.execute(f"SELECT id, token FROM faces WHERE person_id IN ({marks})", ids).fetchall()
+            tokens = {f[0]: f[1] for f in faces}
+            vectors: dict[int, dict[str, bytes]] = {}
+            marks = ",".join("?" * len(faces))
+            for f, space, v in db.execute(
+                f"SELECT face_id, space, vector FROM vectors WHERE face_id IN ({marks})", list(tokens)
+            ):
+                vectors.setdefault(f, {})[space] = v
+            for person in rows:
+                for f in person["faces"]:
+                    f["token"], f["vectors"] = tokens[f["id"]], vectors.get(f["id"], {})
+            yield rows
+
+    def space_dims(self) -> dict[str, int]:
+        """{space: dimension} of every space with vectors here (not only the served model's)."""
+        rows = self.connect().execute("SELECT space, LENGTH(vector) / 4 FROM vectors GROUP BY space")
+        return {r[0]: int(r[1]) for r in rows}
+
+    def erased(self) -> list[tuple[str, float]]:
+        return [(r[0], r[1]) for r in self.connect().execute("SELECT person_id, erased_at FROM erased")]
 
     def counts(self) -> dict[str, int]:
         db = self.connect()
@@ -273,6 +299,21 @@ class Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _insert_faces(db: sqlite3.Connection, person_id: str, faces: list[NewFace], tokens: list[str]) -> None:
+    """The faces' rows, their vectors and one `add` change each."""
+    now = time.time()
+    for face, token in zip(faces, tokens, strict=True):
+        face_id = db.execute(
+            "INSERT INTO faces (person_id, token, box, detection_score, created_at) VALUES (?, ?, ?, ?, ?)",
+            (person_id, token, json.dumps(face.box), face.detection_score, now),
+        ).lastrowid
+        db.executemany(
+            "INSERT INTO vectors (face_id, space, vector) VALUES (?, ?, ?)",
+            [(face_id, space, normalised(v).tobytes()) for space, v in face.vectors.items()],
+        )
+        db.execute("INSERT INTO changes (face_id, op) VALUES (?, 'add')", (face_id,))
 
 
 def _vector_count(db: sqlite3.Connection, face_ids: list[int]) -> int:

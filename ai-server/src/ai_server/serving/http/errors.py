@@ -9,6 +9,7 @@ a logged 500 whose body says nothing internal.
 import errno
 import logging
 import sqlite3
+import sys
 
 from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -48,10 +49,27 @@ def error_response(code: Code, message: str, status: int | None = None) -> tuple
 
 
 def storage_full(err: BaseException) -> bool:
-    """ENOSPC/EDQUOT from a file write, or SQLite's "database or disk is full"."""
+    """ENOSPC/EDQUOT from a file write, SQLite's "database or disk is full", PostgreSQL's disk_full."""
     if isinstance(err, OSError):
         return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    if getattr(err, "sqlstate", None) == "53100":  # psycopg's DiskFull
+        return True
     return isinstance(err, sqlite3.OperationalError) and "full" in str(err)
+
+
+def gallery_unreachable(err: BaseException) -> bool:
+    """The shared gallery's PostgreSQL (connection lost, pool exhausted) or Milvus failed: worth a retry.
+    Looked up in sys.modules, so that an embedded gallery never imports their clients."""
+    kinds = [
+        getattr(sys.modules.get(module), name, None)
+        for module, name in (
+            ("psycopg", "OperationalError"),
+            ("psycopg_pool", "PoolTimeout"),
+            ("pymilvus", "MilvusException"),
+        )
+    ]
+    kinds = tuple(k for k in kinds if isinstance(k, type))
+    return bool(kinds) and isinstance(err, kinds)
 
 
 def _refused(err: ServiceError):
@@ -71,6 +89,9 @@ def _unexpected(err: Exception):
     if storage_full(err):  # the files or rows could not be written: nothing was enrolled
         log.error("storage full", extra={"request_id": g.get("request_id"), "reason": str(err)})
         return error_response(Code.INSUFFICIENT_STORAGE, "the gallery's storage is full; nothing was stored")
+    if gallery_unreachable(err):
+        log.exception("gallery backend failed", extra={"request_id": g.get("request_id")})
+        return error_response(Code.NOT_READY, "the gallery's database or search index did not answer; retry")
     log.exception("unexpected error", extra={"request_id": g.get("request_id")})
     return error_response(Code.INTERNAL_ERROR, "the server failed on this request; it is logged")
 

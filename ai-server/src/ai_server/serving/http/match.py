@@ -56,7 +56,7 @@ def match():
     started = time.perf_counter()
     found = gallery.search(space.key, vectors.by_space[space.key], k + 1)  # the next one: the last's gap
     seconds["search"] = time.perf_counter() - started
-    persons = gallery.stats()["persons"]
+    persons, version = gallery.size()
     decision = decide(space, found, k, persons, service().settings)
     body = {
         "request_id": g.request_id,
@@ -70,7 +70,7 @@ def match():
         "threshold": decision.threshold,
         "face": face,
         "model": model_info(space),
-        "gallery": {"persons": persons, "version": gallery.version()},
+        "gallery": {"persons": persons, "version": version},
         "timings_ms": timings_ms(seconds),
     }
     if explain:

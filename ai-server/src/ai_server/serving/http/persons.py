@@ -5,6 +5,7 @@ deleting a person already erased answers 200 again with `already_deleted`, so a 
 retries after a timeout still completes its own part of the erasure.
 """
 
+import io
 import json
 import logging
 
@@ -125,7 +126,7 @@ def _erased(what: dict, erasure: dict, version: int):
 @blueprint.get("/v1/persons/<person_id>/faces/<int:face_id>/thumbnail")
 def face_thumbnail(person_id: str, face_id: int):
     _, gallery = service().require()
-    path = gallery.face_file(person_id, face_id, "thumbnail")
-    if path is None:
+    jpeg = gallery.face_image(person_id, face_id, "thumbnail")  # a file, or a PostgreSQL row
+    if jpeg is None:
         raise _no_face(person_id, face_id)
-    return send_file(path, mimetype="image/jpeg", max_age=THUMBNAIL_MAX_AGE_S)
+    return send_file(io.BytesIO(jpeg), mimetype="image/jpeg", max_age=THUMBNAIL_MAX_AGE_S)

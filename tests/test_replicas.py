@@ -1,0 +1,127 @@
+"""Two real ai-server replicas (gunicorn, the shipped weights) on one shared gallery: a real PostgreSQL
+cluster and a real Milvus (milvus-lite's server), as the compose `scale` profile runs them. What one
+replica enrols the other matches at once; what one deletes the other never returns; a replica killed
+(SIGKILL) in the middle of enrolments leaves no half-written person, and comes back ready."""
+
+import io
+import os
+import signal
+import threading
+import time
+
+import pytest
+import requests
+import testkit
+from testkit import celeba_people, encode, sample_canvas
+from testkit.milvus import MilvusLite, require_milvus_lite
+from testkit.postgres import PostgresCluster, missing_reason
+
+FACES_PER_PERSON = 3
+
+
+def photo(identity: int, which: int = 0) -> bytes:
+    paths = list(celeba_people("celeba_val", min_photos=FACES_PER_PERSON).values())[identity]
+    return encode(sample_canvas(str(paths[which])), "JPEG", quality=93)
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory):
+    """Two ai-servers on one PostgreSQL database and one Milvus: (a, b)."""
+    reason = missing_reason()
+    testkit.require(reason is None, f"PostgreSQL: {reason}")
+    require_milvus_lite()
+    root = tmp_path_factory.mktemp("replicas")
+    cluster = PostgresCluster().start()
+    milvus = MilvusLite(root / "milvus").start()
+    shared = {"postgres_url": cluster.url("postgres"), "milvus_uri": milvus.uri}
+    servers = [
+        testkit.AiServer(
+            root / name, log=root / f"{name}.log", workers=1, threads=4, torch_threads=1, **shared
+        )
+        for name in ("a", "b")
+    ]
+    try:
+        for server in servers:
+            server.launch()
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+        milvus.stop()
+        cluster.stop()
+
+
+def enrol(server, name: str, identity: int, faces: int = FACES_PER_PERSON) -> requests.Response:
+    files = [("image", (f"{i}.jpg", io.BytesIO(photo(identity, i)), "image/jpeg")) for i in range(faces)]
+    return server.call("POST", "/v1/persons", data={"name": name}, files=files)
+
+
+def match(server, identity: int, k: int = 5) -> list[dict]:
+    """The candidates for one of the photos the identity was enrolled with (so its person is first)."""
+    files = {"image": ("q.jpg", io.BytesIO(photo(identity, 0)), "image/jpeg")}
+    response = server.call("POST", "/v1/match", data={"k": str(k)}, files=files)
+    assert response.status_code == 200, response.text
+    return response.json()["matches"]
+
+
+def test_an_enrolment_through_one_is_matched_through_the_other_at_once(replicas):
+    a, b = replicas
+    enrolled = [enrol(a, f"Person {i}", i) for i in range(3)]
+    assert all(r.status_code == 201 for r in enrolled), [r.text for r in enrolled]
+    ids = [r.json()["person"]["id"] for r in enrolled]
+    for i, person_id in enumerate(ids):
+        assert match(b, i)[0]["person_id"] == person_id  # the other replica, no wait, no retry
+    assert b.call("GET", f"/v1/persons/{ids[0]}").json()["person"]["name"] == "Person 0"
+    face = enrolled[0].json()["person"]["faces"][0]["id"]
+    thumbnail = b.call("GET", f"/v1/persons/{ids[0]}/faces/{face}/thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail.headers["Content-Type"] == "image/jpeg"
+
+
+def test_a_deletion_through_one_is_never_returned_by_the_other(replicas):
+    a, b = replicas
+    victim = enrol(b, "To Delete", 5).json()["person"]["id"]
+    assert match(a, 5)[0]["person_id"] == victim
+    deleted = a.call("DELETE", f"/v1/persons/{victim}")
+    assert deleted.status_code == 200 and deleted.json()["erasure"]["vectors"] > 0
+    for server in (a, b):
+        assert victim not in {m["person_id"] for m in match(server, 5, k=50)}
+        assert server.call("GET", f"/v1/persons/{victim}").status_code == 404
+
+
+def test_killing_a_replica_mid_enrolment_leaves_no_half_written_person(replicas):
+    a, b = replicas
+    acknowledged, stop = [], threading.Event()
+
+    def keep_enrolling() -> None:
+        for i in range(10, 40):
+            if stop.is_set():
+                return
+            try:
+                response = enrol(a, f"Killed {i}", i)
+            except requests.RequestException:  # the replica died under this request
+                return
+            if response.status_code == 201:
+                acknowledged.append(response.json()["person"]["id"])
+
+    writer = threading.Thread(target=keep_enrolling)
+    writer.start()
+    deadline = time.time() + 120
+    while len(acknowledged) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next enrolment
+    os.killpg(a.process.pid, signal.SIGKILL)  # gunicorn and its worker, mid-request
+    stop.set()
+    writer.join(60)
+    a.process.wait(30)
+    assert len(acknowledged) >= 2, "the replica did not get going before the kill"
+    persons = b.call("GET", "/v1/persons?limit=200").json()["persons"]
+    killed = [p for p in persons if p["name"].startswith("Killed")]
+    assert set(acknowledged) <= {p["id"] for p in killed}  # nothing acknowledged is lost
+    assert all(len(p["faces"]) == FACES_PER_PERSON for p in killed)  # all of a person or nothing
+    for p in killed:
+        identity = int(p["name"].split()[1])
+        assert match(b, identity)[0]["person_id"] == p["id"]  # and searchable through the survivor
+    a.start()  # the killed replica comes back and serves the same gallery
+    assert match(a, int(killed[-1]["name"].split()[1]))[0]["person_id"] == killed[-1]["id"]
