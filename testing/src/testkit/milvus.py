@@ -5,7 +5,6 @@ in a service image; `require_milvus_lite` skips without it (fails under CI=true)
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 from .ci import require_module
-from .processes import free_port
+from .processes import free_port, stop_group
 
 # milvus-lite's gRPC server keeps the default ping policy: pymilvus's 10 s idle pings get a GOAWAY
 QUIET_KEEPALIVE = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
@@ -67,14 +66,7 @@ class MilvusLite:
         return self.log.read_text(errors="replace")[-2000:] if self.log.is_file() else ""
 
     def stop(self, grace_s: float = 10) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_group(self.process, grace_s)
 
     def remove(self) -> None:
         self.stop()

@@ -31,6 +31,18 @@ def _log_tail(log: Path | None, chars: int = 3000) -> str:
     return f"; its log ({log}):\n{Path(log).read_text(errors='replace')[-chars:]}"
 
 
+def stop_group(process: subprocess.Popen | None, grace_s: float) -> None:
+    """SIGTERM to a process started in its own session (and its children), SIGKILL after `grace_s`."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def wait_ready(
     url: str,
     process: subprocess.Popen | None = None,
@@ -94,14 +106,7 @@ class Service:
         return self.wait_ready()
 
     def stop(self, grace_s: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_group(self.process, grace_s)
 
     def __enter__(self):
         self.start()
