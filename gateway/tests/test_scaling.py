@@ -124,9 +124,14 @@ def test_a_replica_killed_under_load_costs_no_request(ai_server, replica, tmp_pa
         counts = replica.match_count(), ai_server.match_count()
         statuses = list(pool.map(match, range(12)))
         assert replica.match_count() > counts[0] and ai_server.match_count() > counts[1]  # round-robin
-        under_load = [pool.submit(match, i) for i in range(12, 44)]
-        time.sleep(1.0)
+        served = replica.match_count()
+        under_load = [pool.submit(match, i) for i in range(12, 92)]
+        deadline = time.time() + 60
+        while replica.match_count() < served + 2 and time.time() < deadline:  # it is taking its share
+            time.sleep(0.02)
+        pending = sum(not f.done() for f in under_load)
         os.killpg(replica.process.pid, signal.SIGKILL)  # requests in flight on it, more on the way
+        assert pending >= 8, "the load was over before the kill"
         statuses += [f.result() for f in under_load]
         assert statuses == [200] * len(statuses)
         lost = admin("GET", "/v1/admin/failures?limit=100").json()["failures"]
