@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 from .base import Erased, Failure, Feedback, KeyInfo, Search, Store
 from .keys import ROLES, ApiKey
-from .postgres import PostgresStore
 from .sqlite import SqliteStore
 
 
@@ -21,7 +20,13 @@ def _sqlite(url: str) -> Store:
     return SqliteStore(Path(url.partition("://")[2].removeprefix("/")))
 
 
-BACKENDS: dict[str, Callable[[str], Store]] = {"sqlite": _sqlite, "postgresql": PostgresStore}
+def _postgresql(url: str) -> Store:
+    from .postgres import PostgresStore  # psycopg and its pool (about 12 MiB) only where they are used
+
+    return PostgresStore(url)
+
+
+BACKENDS: dict[str, Callable[[str], Store]] = {"sqlite": _sqlite, "postgresql": _postgresql}
 URL_FORMS = {
     "sqlite": "sqlite:///<path>",
     "postgresql": "postgresql://<user>:<password>@<host>:<port>/<database>",
@@ -58,7 +63,6 @@ __all__ = [
     "Failure",
     "Feedback",
     "KeyInfo",
-    "PostgresStore",
     "Search",
     "SqliteStore",
     "Store",
