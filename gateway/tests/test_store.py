@@ -6,10 +6,12 @@ database made before them; two gateways' stores on one PostgreSQL see each other
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 
 import psycopg
@@ -17,7 +19,7 @@ import pytest
 import testkit
 from conftest import BIN
 from gateway.errors import storage_full
-from gateway.store import schema, store_for
+from gateway.store import migrate, schema, store_for
 
 HOLD_S = 1.5
 
@@ -149,6 +151,49 @@ def test_a_full_postgresql_disk_is_reported_as_a_full_disk(postgres):
         error, (rows, total) = asyncio.run(scenario(url))
     assert storage_full(error) and "full" in str(error)
     assert total == 1 and rows[0]["request_id"] == "fits"
+
+
+DDL_ON_A_FULL_DISK = """
+CREATE FUNCTION full_disk_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN
+  RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
+END $$;
+CREATE EVENT TRIGGER full_disk_ddl ON ddl_command_start EXECUTE FUNCTION full_disk_ddl();
+"""
+
+
+def test_a_migration_on_a_full_disk_is_reported_as_a_full_disk(postgres, tmp_path):
+    """The migrations run in a child process; what fails there comes back as what the store raises for it:
+    PostgreSQL's disk_full during the first CREATE TABLE (an event trigger raises it, as a test cannot fill
+    the disk) as OSError(ENOSPC), and an OSError of SQLite's file (its folder is a file) as itself."""
+    with postgres.database() as url:
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(DDL_ON_A_FULL_DISK)
+        with pytest.raises(OSError) as full:
+            asyncio.run(store_for(url).open())
+        assert schema.current(url) is None  # nothing half-made
+    assert storage_full(full.value) and "full" in str(full.value)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OSError) as not_a_folder:
+        asyncio.run(store_for(f"sqlite:///{tmp_path}/a-file/g.sqlite3").open())
+    assert not_a_folder.value.errno == errno.EEXIST and "a-file" in str(not_a_folder.value)
+
+
+def test_a_serving_gateway_never_loads_alembic_or_sqlalchemy(store_url):
+    """The server and its store, opened on a new database (migrated in a child) and again on a migrated
+    one (no child at all): neither leaves alembic or SQLAlchemy in the serving process's memory."""
+    code = f"""
+import asyncio, sys, gateway.http.app
+from gateway.store import store_for
+async def open_twice():
+    for _ in range(2):
+        async with store_for({store_url!r}):
+            pass
+asyncio.run(open_twice())
+print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"alembic", "sqlalchemy", "mako"}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    assert schema.current(store_url) == migrate.HEAD == schema.head()
 
 
 # The schema of the gateway before migrations: version 2 (PRAGMA user_version 2), and the very first one,

@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 from .settings import Settings, SettingsError, load_settings
-from .store import ROLES, schema, store_for, url_problem
-from .store.copy import TargetNotEmpty, copy_store
+from .store import ROLES, store_for, url_problem
 
 BAD_SETTINGS = 2
 NOT_FOUND = 1
@@ -97,18 +96,24 @@ async def ensure_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 async def db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     """What every start does, for an operator to run first (a deployment step, or to see it fail)."""
+    from .store import schema  # alembic: for the db commands only, never in a serving gateway
+
     await asyncio.to_thread(schema.upgrade, settings.store_url())
     print(f"database at revision {schema.head()} (newest)")
     return 0
 
 
 async def db_current(settings: Settings, args: argparse.Namespace) -> int:
+    from .store import schema
+
     print(await asyncio.to_thread(schema.current, settings.store_url()) or "none")
     return 0
 
 
 async def db_copy(settings: Settings, args: argparse.Namespace) -> int:
     """Every key, search, feedback and failure from --from into the empty database --to."""
+    from .store.copy import TargetNotEmpty, copy_store  # SQLAlchemy: as for db_upgrade
+
     for url in (args.source, args.target):
         if problem := url_problem(url):
             print(f"gateway: {url!r} {problem}", file=sys.stderr)

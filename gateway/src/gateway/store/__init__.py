@@ -1,10 +1,10 @@
 """The gateway's only data access: `Store` (base.py) says what a backend must do; `SqliteStore` (sqlite.py,
 the embedded default: one file, one gateway) and `PostgresStore` (postgres.py: several gateways on one
 database) do it; `store_for(url)` picks the backend from the URL's scheme (BACKENDS). Both get their
-tables from one history of alembic migrations (schema.py, migrations/), run when a store opens and by
-`gateway db upgrade`; what a row means is computed once for both (records.py). `copy.py` moves
-everything from one store to another (`gateway db copy`). Nothing outside this package touches a
-database."""
+tables from one history of alembic migrations (schema.py, migrations/), run when a store opens (in a
+child process, migrate.py) and by `gateway db upgrade`; what a row means is computed once for both
+(records.py). `copy.py` moves everything from one store to another (`gateway db copy`). Nothing outside
+this package touches a database."""
 
 from collections.abc import Callable
 from pathlib import Path

@@ -12,7 +12,7 @@ Retention and erasure mean the same on every backend: the docstrings below are t
 gateway/tests run the same tests against each backend.
 
 A backend subclasses Store, registers its URL scheme in `store/__init__.py` (BACKENDS) and takes its
-tables from the shared migrations (schema.py): `open()` runs them.
+tables from the shared migrations (schema.py): `open()` runs them (migrate.py).
 """
 
 from abc import ABC, abstractmethod

@@ -3,8 +3,9 @@ a small connection pool, so several gateways can share one database (keys, searc
 
 Every method holds one pooled connection for one transaction (committed when it returns, rolled back when
 it raises); nothing blocks the event loop: the driver and the pool are asyncio-native and the schema
-migrations run on a worker thread at `open()`. A read-modify-write (redacting stored results) locks the
-rows it rewrites (`FOR UPDATE`), so two gateways erasing at once cannot lose each other's redactions.
+migrations run in a child process at `open()` (migrate.py), awaited on a worker thread. A
+read-modify-write (redacting stored results) locks the rows it rewrites (`FOR UPDATE`), so two gateways
+erasing at once cannot lose each other's redactions.
 
 Erasure (`compact()`): PostgreSQL has no secure_delete. After a deletion it runs `VACUUM (INDEX_CLEANUP
 ON)` on the tables an erasure touches: the dead row versions and their index entries are removed and
@@ -26,11 +27,10 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import psycopg
-import sqlalchemy.exc
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from . import keys, schema
+from . import keys, migrate
 from .base import Erased, Failure, Feedback, KeyInfo, Search, Store
 from .records import (
     FAILURE_COLUMNS,
@@ -59,16 +59,26 @@ class PostgresStore(Store):
         self._pool: AsyncConnectionPool | None = None
 
     async def open(self) -> None:
-        """Migrate (on a thread), then fill the pool; an unreachable database is a ConnectionError that
-        names it without its password."""
+        """Migrate if the database is behind (in a child process, see migrate.py), then fill the pool; an
+        unreachable database is a ConnectionError that names it without its password."""
         try:
-            with _full_disk():
-                await asyncio.to_thread(schema.upgrade, self.url)
+            if await self._revision() != migrate.HEAD:
+                with _full_disk():
+                    await asyncio.to_thread(migrate.upgrade_in_child, self.url)
             self._pool = await self._connect()
-        except (sqlalchemy.exc.OperationalError, psycopg.OperationalError, PoolTimeout) as err:
+        except (ConnectionError, psycopg.OperationalError, PoolTimeout) as err:
             where = urlsplit(self.url)
             name = f"{where.hostname}:{where.port or 5432}{where.path}"
             raise ConnectionError(f"cannot open the PostgreSQL database {name}: {err}") from err
+
+    async def _revision(self) -> str | None:
+        """The schema revision, on a connection of its own: a server that refuses says so at once."""
+        async with await psycopg.AsyncConnection.connect(self.url, connect_timeout=WAIT_S) as db:
+            try:
+                row = await (await db.execute("SELECT version_num FROM alembic_version")).fetchone()
+            except psycopg.errors.UndefinedTable:  # a new database
+                return None
+        return row[0] if row else None
 
     async def _connect(self) -> AsyncConnectionPool:
         pool = AsyncConnectionPool(

@@ -9,7 +9,7 @@ one writer at a time anyway. The event loop only ever awaits.
 The file is created readable by its owner only (the WAL and shared-memory files inherit its mode), and
 `secure_delete` is on: what a deletion or an update removes is overwritten with zeros, not left in free
 space; `compact()` then truncates the WAL, the other place old page images live. The tables come from
-the migrations (schema.py), run before the connection is made.
+the migrations (schema.py), run before the connection is made (in a child process: migrate.py).
 """
 
 import asyncio
@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import keys, schema
+from . import keys, migrate
 from .base import Erased, Failure, Feedback, KeyInfo, Search, Store
 from .records import (
     FAILURE_COLUMNS,
@@ -194,7 +194,8 @@ def _translating_full_disk(function: Callable[..., Any], db: sqlite3.Connection,
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    schema.upgrade(f"sqlite:///{path}")  # which creates the file, owner-only
+    if migrate.sqlite_revision(path) != migrate.HEAD:
+        migrate.upgrade_in_child(f"sqlite:///{path}")  # which creates the file, owner-only
     db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
