@@ -1,7 +1,8 @@
 """Two real ai-server replicas (gunicorn, the shipped weights) on one shared gallery: a real PostgreSQL
 cluster and a real Milvus (milvus-lite's server), as the compose `scale` profile runs them. What one
 replica enrols the other matches at once; what one deletes the other never returns; a replica killed
-(SIGKILL) in the middle of enrolments leaves no half-written person, and comes back ready."""
+(SIGKILL) in the middle of enrolments leaves no half-written person, and comes back ready; a PostgreSQL
+outage is a 503 and a full disk a 507, and neither leaves half a person."""
 
 import io
 import os
@@ -25,14 +26,24 @@ def photo(identity: int, which: int = 0) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory):
-    """Two ai-servers on one PostgreSQL database and one Milvus: (a, b)."""
+def gallery_db(tmp_path_factory):
+    """The shared gallery's engines: a PostgreSQL cluster and milvus-lite's server, (cluster, milvus)."""
     reason = missing_reason()
     testkit.require(reason is None, f"PostgreSQL: {reason}")
     require_milvus_lite()
-    root = tmp_path_factory.mktemp("replicas")
+    root = tmp_path_factory.mktemp("gallery-db")
     cluster = PostgresCluster().start()
     milvus = MilvusLite(root / "milvus").start()
+    yield cluster, milvus
+    milvus.stop()
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def replicas(gallery_db, tmp_path_factory):
+    """Two ai-servers on one PostgreSQL database and one Milvus: (a, b)."""
+    cluster, milvus = gallery_db
+    root = tmp_path_factory.mktemp("replicas")
     shared = {"postgres_url": cluster.url("postgres"), "milvus_uri": milvus.uri}
     servers = [
         testkit.AiServer(
@@ -49,8 +60,6 @@ def replicas(tmp_path_factory):
     finally:
         for server in servers:
             server.stop()
-        milvus.stop()
-        cluster.stop()
 
 
 def enrol(server, name: str, identity: int, faces: int = FACES_PER_PERSON) -> requests.Response:
@@ -58,12 +67,20 @@ def enrol(server, name: str, identity: int, faces: int = FACES_PER_PERSON) -> re
     return server.call("POST", "/v1/persons", data={"name": name}, files=files)
 
 
+def match_call(server, identity: int, k: int = 5) -> requests.Response:
+    files = {"image": ("q.jpg", io.BytesIO(photo(identity, 0)), "image/jpeg")}
+    return server.call("POST", "/v1/match", data={"k": str(k)}, files=files)
+
+
 def match(server, identity: int, k: int = 5) -> list[dict]:
     """The candidates for one of the photos the identity was enrolled with (so its person is first)."""
-    files = {"image": ("q.jpg", io.BytesIO(photo(identity, 0)), "image/jpeg")}
-    response = server.call("POST", "/v1/match", data={"k": str(k)}, files=files)
+    response = match_call(server, identity, k)
     assert response.status_code == 200, response.text
     return response.json()["matches"]
+
+
+def names(server) -> set[str]:
+    return {p["name"] for p in server.call("GET", "/v1/persons?limit=200").json()["persons"]}
 
 
 def test_an_enrolment_through_one_is_matched_through_the_other_at_once(replicas):
@@ -125,3 +142,46 @@ def test_killing_a_replica_mid_enrolment_leaves_no_half_written_person(replicas)
         assert match(b, identity)[0]["person_id"] == p["id"]  # and searchable through the survivor
     a.start()  # the killed replica comes back and serves the same gallery
     assert match(a, int(killed[-1]["name"].split()[1]))[0]["person_id"] == killed[-1]["id"]
+
+
+FULL_DISK_ON_FACES = """
+CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
+END $$;
+CREATE TRIGGER full_disk BEFORE INSERT ON faces FOR EACH ROW EXECUTE FUNCTION full_disk();
+"""
+
+
+def test_a_database_outage_is_a_503_and_a_full_disk_a_507_and_neither_leaves_a_half_person(
+    replicas, gallery_db
+):
+    """PostgreSQL down: matches and enrolments on both replicas are refused with 503 (retry later), never a
+    500, and nothing is half-written; once it is back both serve again at once (their pools replace the
+    dead connections). A full disk during an enrolment (disk_full, raised here by a trigger, as a test
+    cannot fill the disk) is a 507 and leaves no person."""
+    a, b = replicas
+    cluster, _ = gallery_db
+    kept = enrol(a, "Before Outage", 50).json()["person"]["id"]
+    cluster.stop_server()
+    try:
+        down = [
+            call(server)
+            for server in (a, b)
+            for call in (lambda s: match_call(s, 50), lambda s: enrol(s, "During Outage", 51))
+        ]
+    finally:
+        cluster.start_server()
+    assert [r.status_code for r in down] == [503] * 4, [r.text for r in down]
+    assert {r.json()["error"]["code"] for r in down} <= {"not_ready", "timeout"}
+    for server in (a, b):
+        assert match(server, 50)[0]["person_id"] == kept
+    assert "During Outage" not in names(b)
+
+    cluster.execute(FULL_DISK_ON_FACES)
+    try:
+        full = enrol(a, "Disk Full", 52)
+    finally:
+        cluster.execute("DROP TRIGGER full_disk ON faces")
+    assert full.status_code == 507 and full.json()["error"]["code"] == "insufficient_storage", full.text
+    assert "Disk Full" not in names(a) | names(b)
+    assert enrol(b, "Disk Free", 52).status_code == 201 and "Disk Free" in names(a)

@@ -72,6 +72,10 @@ class PostgresCluster:
         initdb += [f"--pwfile={password_file}", "--auth-host=scram-sha-256", "--auth-local=trust"]
         subprocess.run(self._as_owner(*initdb), check=True, capture_output=True)
         password_file.unlink()
+        return self.start_server()
+
+    def start_server(self) -> "PostgresCluster":
+        """The server of the initialised cluster (again, after `stop_server`: an outage that ends)."""
         options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1"
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         start = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options]
@@ -83,10 +87,14 @@ class PostgresCluster:
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.is_file() else ""
 
-    def stop(self) -> None:
+    def stop_server(self) -> None:
+        """The server down, its data kept (fast shutdown: open connections are cut, as in an outage)."""
         if (self.data / "postmaster.pid").is_file():
             stop = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
             subprocess.run(self._as_owner(*stop), capture_output=True)
+
+    def stop(self) -> None:
+        self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str) -> str:
