@@ -2,10 +2,12 @@
 cluster and a real Milvus (milvus-lite's server), as the compose `scale` profile runs them. What one
 replica enrols the other matches at once; what one deletes the other never returns; a replica killed
 (SIGKILL) in the middle of enrolments leaves no half-written person, and comes back ready; a PostgreSQL
-outage is a 503 and a full disk a 507, and neither leaves half a person."""
+outage is a 503 and a full disk a 507, and neither leaves half a person; one gateway in front of both
+is one service."""
 
 import io
 import os
+import secrets
 import signal
 import threading
 import time
@@ -14,15 +16,16 @@ import pytest
 import requests
 import testkit
 from testkit import celeba_people, encode, sample_canvas
+from testkit.gateway_api import Api
 from testkit.milvus import MilvusLite, require_milvus_lite
 from testkit.postgres import PostgresCluster, missing_reason
 
 FACES_PER_PERSON = 3
 
 
-def photo(identity: int, which: int = 0) -> bytes:
+def photo(identity: int, which: int = 0, quality: int = 93) -> bytes:
     paths = list(celeba_people("celeba_val", min_photos=FACES_PER_PERSON).values())[identity]
-    return encode(sample_canvas(str(paths[which])), "JPEG", quality=93)
+    return encode(sample_canvas(str(paths[which])), "JPEG", quality=quality)
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +44,12 @@ def gallery_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def replicas(gallery_db, tmp_path_factory):
-    """Two ai-servers on one PostgreSQL database and one Milvus: (a, b)."""
+    """Two ai-servers on one PostgreSQL database and one Milvus, with one secret (one gateway may call
+    both): (a, b)."""
     cluster, milvus = gallery_db
     root = tmp_path_factory.mktemp("replicas")
     shared = {"postgres_url": cluster.url("postgres"), "milvus_uri": milvus.uri}
+    shared["secret"] = secrets.token_urlsafe(32)
     servers = [
         testkit.AiServer(
             root / name, log=root / f"{name}.log", workers=1, threads=4, torch_threads=1, **shared
@@ -81,6 +86,26 @@ def match(server, identity: int, k: int = 5) -> list[dict]:
 
 def names(server) -> set[str]:
     return {p["name"] for p in server.call("GET", "/v1/persons?limit=200").json()["persons"]}
+
+
+def test_one_gateway_over_both_replicas_is_one_service(replicas, tmp_path):
+    """The compose `scale` profile end to end: a gateway spreads its calls over both replicas of one shared
+    gallery; what it enrols through one, every later search finds, whichever replica answers it."""
+    a, b = replicas
+    gateway = testkit.Gateway(
+        tmp_path / "gateway", f"{a.url},{b.url}", log=tmp_path / "gateway.log", ai_server_secret=a.secret
+    )
+    with gateway:
+        enrol_api, search_api = (Api(gateway.url, gateway.new_key(role)) for role in ("enrol", "search"))
+        files = [("image", (f"{i}.jpg", photo(20, i), "image/jpeg")) for i in range(FACES_PER_PERSON)]
+        enrolled = enrol_api("POST", "/v1/persons", data={"name": "Through The Gateway"}, files=files)
+        assert enrolled.status_code == 201, enrolled.text
+        person_id = enrolled.json()["person"]["id"]
+        before = a.match_count(), b.match_count()
+        found = [search_api.match(photo(20, i % 3, quality=80 + i)) for i in range(6)]  # no cached answer
+        assert [r.status_code for r in found] == [200] * 6, [r.text for r in found]
+        assert {r.json()["matches"][0]["person_id"] for r in found} == {person_id}
+        assert a.match_count() > before[0] and b.match_count() > before[1]  # both answered
 
 
 def test_an_enrolment_through_one_is_matched_through_the_other_at_once(replicas):
