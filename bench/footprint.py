@@ -1,13 +1,14 @@
-"""The ai-server's footprint before (the last commit: eager torch and `.pt` weights) and after (ONNX Runtime,
-no torch), in the same run: resident memory of each gunicorn worker after warm-up and 30 matches, the cold
-start (`ai-server serve` until /readyz is 200: every worker loaded), and an estimate of the serving image's
-Python packages (the installed size of everything requirements.txt pulls in).
+"""The ai-server's footprint before (TORCH_SERVING: the last commit that served with eager torch and `.pt`
+weights) and after (this checkout: ONNX Runtime, no torch), in the same run: resident memory of each
+gunicorn worker after warm-up and 30 matches, the cold start (`ai-server serve` until /readyz is 200: every
+worker loaded), and an estimate of the serving image's Python packages (the installed size of everything
+requirements.txt pulls in).
 
-"Before" runs the committed code (`git archive HEAD`, which changes nothing in the checkout) from a temporary
-folder with its own weights, in this venv. The image estimate counts the installed files of each
-distribution (its RECORD) and its dependencies; torch is counted as the CPU wheel the image installed
-(the venv holds a CUDA build), read from /opt/wheels when it is there. The base image (python:3.11-slim)
-comes on top of both. Usage: python bench/footprint.py [--matches 30] [--json out.json]
+"Before" runs that commit's code (`git archive`, which changes nothing in the checkout) from a temporary
+folder with its own weights, in this venv (`--before REV` for another). The image estimate counts the
+installed files of each distribution (its RECORD) and its dependencies; torch is counted as the CPU wheel
+the image installed (the venv holds a CUDA build), read from /opt/wheels when it is there. The base image
+(python:3.11-slim) comes on top of both. Usage: python bench/footprint.py [--matches 30] [--json out.json]
 """
 
 import argparse
@@ -32,10 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CPU_TORCH_WHEELS = Path("/opt/wheels")
 
 
-def committed_tree(folder: Path) -> Path:
-    """ai-server/src, ai-server/requirements.txt and model-weights/ of HEAD, extracted under `folder`."""
+TORCH_SERVING = "69e566e"  # the commit before 38edb9d moved serving to ONNX Runtime (its default model then)
+
+
+def committed_tree(folder: Path, revision: str) -> Path:
+    """ai-server/src, ai-server/requirements.txt and model-weights/ of `revision`, under `folder`."""
     paths = ["ai-server/src", "ai-server/requirements.txt", "model-weights"]
-    archive = subprocess.run(["git", "archive", "HEAD", *paths], cwd=ROOT, capture_output=True, check=True)
+    archive = subprocess.run(["git", "archive", revision, *paths], cwd=ROOT, capture_output=True, check=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(folder, filter="data")
     return folder
@@ -152,10 +156,11 @@ def main() -> None:
     )
     parser.add_argument("--matches", type=int, default=30)
     parser.add_argument("--json")
+    parser.add_argument("--before", default=TORCH_SERVING)
     args = parser.parse_args()
     load = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="footprint-"))
-    old = committed_tree(tmp / "before")
+    old = committed_tree(tmp / "before", args.before)
     before_env = {
         "PYTHONPATH": str(old / "ai-server/src"),
         "AI_SERVER_WEIGHTS_DIR": str(old / "model-weights"),
