@@ -139,7 +139,9 @@ bench-cam: venv
 # The gallery's index at 1M faces (real-shaped vectors, exact search as the reference; about 8 GiB of memory
 # and an hour on 2 cores, so not part of `make bench`): the choice of index and its parameters.
 bench-gallery-1m: venv
-	nice -n 5 $(BIN)/python bench/gallery_1m.py
+	nice -n 5 $(BIN)/python bench/gallery_1m.py > docs/results/bench/gallery_1m.txt.new
+	mv docs/results/bench/gallery_1m.txt.new docs/results/bench/gallery_1m.txt && cat docs/results/bench/gallery_1m.txt
+	$(BIN)/python bench/run_all.py --render docs/results/bench/results.json
 
 # Export every model of model-weights/manifest.json again as its ONNX graph (after an exporter change, or to
 # convert a manifest shipped before the graphs); `ai-server ship` exports the graphs of what it ships itself.
