@@ -140,9 +140,16 @@ def headlines(saved: dict) -> list[str]:
         f"- **Footprint**: RSS per worker **{rss_before:.0f} -> {rss_after:.0f} MiB**, cold start "
         f"{before['cold_start_s']:.1f} -> {after['cold_start_s']:.1f} s, the image's Python packages "
         f"{image_before['total_mib']:.0f} -> {image_after['total_mib']:.0f} MiB (no torch).",
-        f"- **Gallery at 1M faces** (real-shaped 512-d vectors, one query at a time, one thread): "
+        f"- **Gallery at 1M faces** (real-shaped {_dim(saved['gallery_1m'])} vectors, one query at a time, "
+        f"one thread): "
         f"{million_headline(saved['gallery_1m'])}.",
     ]
+
+
+def _dim(text: str) -> str:
+    """The vectors' size as the 1M run's first line states it ("... faces x 128-d from ...")."""
+    found = re.search(r" x (\d+)-d ", text)
+    return f"{found.group(1)}-d" if found else "?-d"
 
 
 def _mean(values: list[float]) -> float:
