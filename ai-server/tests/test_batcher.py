@@ -1,5 +1,6 @@
-"""The micro-batcher on real threads: concurrent submissions share one pass, a full batch or the end of
-the window wakes it at once (no polling), and a failed pass fails every request in it."""
+"""The micro-batcher on real threads: concurrent submissions share one pass, a full batch, the end of the
+window or the last awaited request wakes it at once (no polling), a lone request waits for no one, and a
+failed pass fails every request in it."""
 
 import threading
 import time
@@ -44,8 +45,9 @@ def test_concurrent_submissions_share_one_pass(make):
     results = {}
 
     def request(i):
-        start.wait()
-        results[i] = batcher.submit(i).result(timeout=30)
+        with batcher.expect() as ticket:  # as a request does when its photo arrives
+            start.wait()
+            results[i] = batcher.submit(i, ticket).result(timeout=30)
 
     threads = [threading.Thread(target=request, args=(i,)) for i in range(5)]
     for t in threads:
@@ -75,18 +77,50 @@ def test_a_full_batch_goes_at_once_without_waiting_out_the_window(make):
     assert time.monotonic() - started < 2.0  # woken by the arrival, not by a poll or the 30 s window
 
 
-def test_a_lone_request_waits_the_window_and_no_longer(make):
-    compute = Recorder()
-    batcher = make(compute, max_batch=8, wait_s=0.3)
+def test_a_lone_request_waits_for_no_one(make):
+    batcher = make(Recorder(), max_batch=8, wait_s=30.0)
     for _ in range(3):
+        started = time.monotonic()
+        assert batcher.submit(7).result(timeout=10) == 70
+        assert time.monotonic() - started < 2.0  # not the 30 s window: no other request is on its way
+
+
+def test_a_request_on_its_way_is_waited_for(make):
+    compute = Recorder()
+    batcher = make(compute, max_batch=8, wait_s=30.0)
+    with batcher.expect() as ticket:
+        first = batcher.submit(1)
+        time.sleep(0.3)  # the announced request is still decoding its photo
+        assert not first.done()
+        second = batcher.submit(2, ticket)
+    assert (first.result(timeout=10), second.result(timeout=10)) == (10, 20)
+    assert compute.batches == [[1, 2]]
+
+
+def test_a_withdrawn_request_holds_up_no_one(make):
+    batcher = make(Recorder(), max_batch=8, wait_s=30.0)
+    with pytest.raises(ValueError), batcher.expect():
+        waiting = batcher.submit(3)
+        time.sleep(0.2)
+        raise ValueError("no face in this photo")  # the announced request fails before submitting
+    started = time.monotonic()
+    assert waiting.result(timeout=10) == 30
+    assert time.monotonic() - started < 2.0
+
+
+def test_the_window_bounds_the_wait_for_a_slow_request(make):
+    batcher = make(Recorder(), max_batch=8, wait_s=0.3)
+    with batcher.expect() as ticket:
         started = time.monotonic()
         assert batcher.submit(7).result(timeout=10) == 70
         waited = time.monotonic() - started
         assert 0.3 <= waited < 1.5, waited
+        assert batcher.submit(8, ticket).result(timeout=10) == 80
     no_window = make(Recorder(), max_batch=8, wait_s=0.0)
-    started = time.monotonic()
-    assert no_window.submit(1).result(timeout=10) == 10
-    assert time.monotonic() - started < 1.0
+    with no_window.expect():
+        started = time.monotonic()
+        assert no_window.submit(1).result(timeout=10) == 10
+        assert time.monotonic() - started < 1.0
 
 
 def test_a_failed_pass_fails_every_request_in_it_and_only_those(make):

@@ -17,7 +17,7 @@
 | AI_SERVER_THREADS | 4 | threads per worker (concurrent requests are batched) |
 | AI_SERVER_TORCH_THREADS | cores / workers | ONNX Runtime threads per worker (models, detector; 0: default) |
 | AI_SERVER_MAX_BATCH | 8 | faces per batched pass |
-| AI_SERVER_BATCH_WAIT_MS | 2 | how long a request waits for others to batch with |
+| AI_SERVER_BATCH_WAIT_MS | 2 | the longest a request waits for others still decoding, to batch with |
 | AI_SERVER_FLIP_TTA | 1 | embed the face and its mirror (as calibration was measured); 1/0, true/false |
 | AI_SERVER_INDEX | auto | flat, hnsw, or auto (hnsw from AI_SERVER_HNSW_THRESHOLD faces) |
 | AI_SERVER_HNSW_THRESHOLD | 50000 | gallery size where auto switches to HNSW |

@@ -48,8 +48,9 @@ def match():
     aligned = aligned_input()
     space = engine.space_for(request.values.get("model") or None)
     seconds: dict = {}
-    photo, face = _photo(aligned, seconds)
-    vectors = engine.vectors(photo.aligned, explain=explain)
+    with engine.expect() as ticket:
+        photo, face = _photo(aligned, seconds)
+        vectors = engine.vectors(photo.aligned, explain=explain, ticket=ticket)
     seconds.update(vectors.seconds)
     telemetry.BATCH_SIZE.observe(vectors.seconds.get("batch", 1))
     check_deadline("the search")
@@ -119,8 +120,9 @@ def embed():
     """The face's vector in every served space and the served model's heatmap of it."""
     engine, _ = service().require()
     seconds: dict = {}
-    photo, face = _photo(aligned_input(), seconds)
-    vectors = engine.vectors(photo.aligned, explain=True)
+    with engine.expect() as ticket:
+        photo, face = _photo(aligned_input(), seconds)
+        vectors = engine.vectors(photo.aligned, explain=True, ticket=ticket)
     seconds.update(vectors.seconds)
     overlay = overlay_png(photo.aligned, vectors.explanation)
     return jsonify(

@@ -2,18 +2,22 @@
 single passes.
 
 One thread takes requests off a queue guarded by a condition variable. It sleeps until a request
-arrives, then gathers more until the batch is full (`max_batch`) or the oldest request has waited `wait_s`
-(the batching window), whichever comes first, and runs them as one batch. Both events wake it at once:
-`submit` notifies the condition, and the window is the wait's own timeout, so nothing polls and no
-request waits longer than the window for others. A failure of the pass is handed to every request of
-that batch; the next batch is unaffected.
+arrives, then gathers more until the batch is full (`max_batch`), the oldest request has waited `wait_s`
+(the batching window), or no other request is on its way, whichever comes first, and runs them as one
+batch. A request is on its way from `expect()` (its caller starts decoding and detecting the photo) to its
+ticket's `submit`: a lone request therefore never waits out the window for company that is not coming,
+and concurrent ones still meet in one pass. Every event wakes it at once: `submit` and a withdrawn ticket
+notify the condition, and the window is the wait's own timeout, so nothing polls and no request waits
+longer than the window. A failure of the pass is handed to every request of that batch; the next batch is
+unaffected.
 """
 
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,18 +38,36 @@ class Batcher:
         self._compute, self.max_batch, self.wait_s = compute, max_batch, wait_s
         self._queue: deque[_Pending] = deque()
         self._changed = threading.Condition()
+        self._expected = 0  # tickets handed out and not yet submitted or withdrawn
         self._closed = False
         self._thread = threading.Thread(target=self._serve, daemon=True, name=name)
         self._thread.start()
 
-    def submit(self, item) -> Future:
+    def submit(self, item, ticket: "Ticket | None" = None) -> Future:
+        """Queue `item`; with the caller's ticket from `expect()`, that announced request arrives."""
         pending = _Pending(item)
         with self._changed:
+            if ticket is not None:
+                ticket.close_locked()
             if self._closed:
                 raise RuntimeError("the batcher is closed")
             self._queue.append(pending)
             self._changed.notify()
         return pending.future
+
+    @contextmanager
+    def expect(self) -> Iterator["Ticket"]:
+        """Announce a request being prepared (a photo being decoded): batches wait for it, up to the window.
+        Leaving the block without submitting withdraws it, so a failed upload holds up no one."""
+        ticket = Ticket(self)
+        with self._changed:
+            self._expected += 1
+        try:
+            yield ticket
+        finally:
+            with self._changed:
+                ticket.close_locked()
+                self._changed.notify()
 
     def close(self, timeout: float | None = None) -> None:
         """Run what is queued, then stop the thread."""
@@ -66,7 +88,7 @@ class Batcher:
                     return None
                 self._changed.wait()
             deadline = self._queue[0].arrived + self.wait_s
-            while len(self._queue) < self.max_batch and not self._closed:
+            while len(self._queue) < self.max_batch and self._expected and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -87,3 +109,16 @@ class Batcher:
             return
         for pending, result in zip(batch, results, strict=True):
             pending.future.set_result(result)
+
+
+class Ticket:
+    """One announced request (see `Batcher.expect`); it counts as on its way until submitted or withdrawn."""
+
+    def __init__(self, batcher: Batcher):
+        self._batcher, self._open = batcher, True
+
+    def close_locked(self) -> None:
+        """No longer on its way (called with the batcher's condition held; a second call does nothing)."""
+        if self._open:
+            self._open = False
+            self._batcher._expected -= 1

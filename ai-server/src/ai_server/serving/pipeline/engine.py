@@ -17,7 +17,7 @@ from ...core.confidence import candidate_features, candidate_probability
 from ...core.formats import HEATMAP_VECTOR_SIZE
 from ...core.weights import load_manifest
 from ..errors import Code, ServiceError
-from .batcher import Batcher
+from .batcher import Batcher, Ticket
 from .faces import ALIGNED_SIZE, Face, FaceDetector, align
 from .images import decode_image
 from .render import jpeg, thumbnail
@@ -176,10 +176,15 @@ class Engine:
         return Photo(rgb, crop, faces[0], len(faces))
 
     # -- vectors --------------------------------------------------------------------------------------
-    def vectors(self, aligned: np.ndarray, explain: bool = False) -> Vectors:
+    def expect(self):
+        """`with engine.expect() as ticket:` around a request's photo() and vectors(..., ticket): concurrent
+        requests wait for it to batch with, a lone one waits for no one (see `Batcher`)."""
+        return self._batcher.expect()
+
+    def vectors(self, aligned: np.ndarray, explain: bool = False, ticket: Ticket | None = None) -> Vectors:
         """One aligned 112x112 RGB face -> its vectors in every space (+ explanation); batched with
         concurrent callers."""
-        return self._batcher.submit((aligned, explain)).result()
+        return self._batcher.submit((aligned, explain), ticket).result()
 
     def vectors_many(self, aligned: list[np.ndarray], explain: bool = False) -> list[Vectors]:
         """Several faces in one pass (enrolment, re-embedding): no waiting for other callers."""
