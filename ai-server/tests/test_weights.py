@@ -8,13 +8,16 @@ import onnx
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import smoke_config
 
 from ai_server.core.models import load_model
 from ai_server.core.recognizer import Recognizer, load_recognizer
 from ai_server.core.shipping import export_model, reexport_manifest
 from ai_server.core.weights import WeightsError, default_weights_dir, load_manifest, onnx_file, sha256_file
 from ai_server.research import data
+from ai_server.research.evaluate import evaluate
 from ai_server.research.ship import ship
+from ai_server.research.train import train
 from ai_server.serving.pipeline.runtime import ServedModel
 
 
@@ -91,10 +94,43 @@ def test_a_manifest_of_pt_files_is_converted_with_the_same_weights_and_facts(tin
 
 def test_ship_needs_the_heatmap_source_and_any_order_works(tiny_runs, tmp_path):
     root = tiny_runs["root"]
-    with pytest.raises(ValueError, match="must be shipped too"):
+    with pytest.raises(ValueError, match="must be shipped or kept too"):
         ship(root, tmp_path / "a", {"tiny-heatmap": "heatmap"}, "tiny-heatmap", "test")
     ship(root, tmp_path / "b", {"tiny-heatmap": "heatmap", "tiny-base": "base"}, "tiny-heatmap", "test")
     assert load_manifest(tmp_path / "b")["models"]["tiny-heatmap"]["heatmap_source"] == "tiny-base"
+
+
+def test_a_run_seeded_from_shipped_graphs_ships_beside_the_kept_base_it_read(tiny_weights, tmp_path):
+    """A session whose run folders are gone trains on from the shipped files: a Heatmap run seeded by the
+    shipped Heatmap graph and reading the shipped Base graph's maps ships with that Base kept as it is."""
+    out = shutil.copytree(tiny_weights, tmp_path / "w")
+    runs = tmp_path / "runs"
+    shipped = {"heatmap_source": str(out / "tiny-base.onnx"), "init_from": str(out / "tiny-heatmap.onnx")}
+    train(smoke_config(in_channels=4, **shipped), runs / "cont", log=lambda _: None)
+    evaluate(
+        runs / "cont" / "model.pt",
+        runs / "cont" / "metrics.json",
+        closed_sets=(),
+        pair_sets=("celeba_val",),
+        pairs_per_fold=20,
+        n_boot=20,
+        log=lambda _: None,
+    )
+    with pytest.raises(ValueError, match="must be shipped or kept too"):
+        ship(runs, out, {"tiny-heatmap-2": "cont"}, "tiny-heatmap-2", "test")
+    base_before = load_manifest(out)["models"]["tiny-base"]
+    ship(runs, out, {"tiny-heatmap-2": "cont"}, "tiny-heatmap-2", "test", keep=("tiny-base",))
+    manifest = load_manifest(out)
+    assert (
+        set(manifest["models"]) == {"tiny-base", "tiny-heatmap-2"}
+        and not (out / "tiny-heatmap.onnx").exists()
+    )
+    assert manifest["models"]["tiny-base"] == base_before
+    assert manifest["models"]["tiny-heatmap-2"]["heatmap_source"] == "tiny-base"
+    faces = data.load_images(data.validation_identities().paths[:2])
+    served = ServedModel(out, manifest, "tiny-heatmap-2").run(faces.permute(0, 2, 3, 1).contiguous().numpy())
+    expected = load_recognizer(out, "tiny-heatmap-2", manifest).run(faces.float() / 255).embedding
+    assert F.cosine_similarity(torch.from_numpy(served.embedding), expected).min() >= 0.9999
 
 
 def test_the_repository_ships_verified_weights_with_calibration():

@@ -140,9 +140,17 @@ def ship(
     sources, targets = {}, source_targets(kept)
     for name, run_metrics in metrics.items():
         if heat := run_metrics["model"]["heatmap"]:
+            if kept_source := _kept_source(runs / models[name], heat, out_dir, kept):
+                if run_metrics["model"]["eval_heatmap_target"] not in (
+                    "embedding_norm",
+                    *targets.get(kept_source, ()),
+                ):
+                    raise ValueError(f"{name}: the kept {kept_source} graph lacks the maps it reads")
+                sources[name] = kept_source
+                continue
             source_run = Path(heat["source"]).parent.name
             if source_run not in name_of_run:
-                raise ValueError(f"{name}: its heatmap source {source_run} must be shipped too")
+                raise ValueError(f"{name}: its heatmap source {source_run} must be shipped or kept too")
             sources[name] = name_of_run[source_run]
             wanted = {*targets.get(sources[name], ()), run_metrics["model"]["eval_heatmap_target"]}
             targets[sources[name]] = tuple(sorted(wanted))
@@ -171,6 +179,16 @@ def ship(
     path = write_manifest(out_dir, {**kept, **entries}, default)
     remove_stale(out_dir, {e["file"] for e in {**kept, **entries}.values()})
     return path
+
+
+def _kept_source(run_dir: Path, heat: dict, out_dir: Path, kept: dict[str, dict]) -> str | None:
+    """The kept model whose shipped graph a run read its maps from (a run seeded from shipped weights,
+    when the Base's run folder is gone): same file, same sha256."""
+    source = (run_dir / heat["source"]).resolve()
+    for name, entry in kept.items():
+        if source == (out_dir / entry["file"]).resolve() and heat["sha256"] == entry["sha256"]:
+            return name
+    return None
 
 
 def _kept(out_dir: Path, keep: tuple[str, ...], command: str) -> dict[str, dict]:

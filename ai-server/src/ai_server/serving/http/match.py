@@ -14,7 +14,7 @@ from flask import Blueprint, g, jsonify, request
 
 from .. import telemetry
 from ..gallery import Match
-from ..pipeline.engine import Photo, Space
+from ..pipeline.engine import Photo, Space, Vectors
 from ..pipeline.faces import ALIGNED_SIZE
 from ..pipeline.images import upload_scale
 from ..pipeline.render import overlay_png
@@ -26,16 +26,20 @@ blueprint = Blueprint("match", __name__)
 DEFAULT_K = 5
 
 
-def _photo(aligned: bool, seconds: dict) -> tuple[Photo, dict]:
-    """The request's one uploaded photo, decoded, its largest face found and aligned; and that face
-    described in the upload's pixels."""
+def _photo_and_vectors(aligned: bool, explain: bool, seconds: dict) -> tuple[Photo, dict, Vectors]:
+    """The request's one uploaded photo (decoded, its largest face found and aligned), that face described
+    in the upload's pixels, and its vectors. The engine expects the request from the start, so a batch
+    being gathered waits for it while it decodes (and for no one else)."""
     engine, _ = service().require()
     limits = service().settings
-    data = one_upload()
-    check_deadline("decoding")
-    photo = engine.photo(data, limits.max_image_bytes, limits.max_pixels, aligned, seconds)
-    check_deadline("the model")
-    return photo, face_in_upload(photo.describe(), upload_scale(data, photo.rgb))
+    with engine.expect() as ticket:
+        data = one_upload()
+        check_deadline("decoding")
+        photo = engine.photo(data, limits.max_image_bytes, limits.max_pixels, aligned, seconds)
+        check_deadline("the model")
+        vectors = engine.vectors(photo.aligned, explain=explain, ticket=ticket)
+    seconds.update(vectors.seconds)
+    return photo, face_in_upload(photo.describe(), upload_scale(data, photo.rgb)), vectors
 
 
 @blueprint.post("/v1/match")
@@ -48,10 +52,7 @@ def match():
     aligned = aligned_input()
     space = engine.space_for(request.values.get("model") or None)
     seconds: dict = {}
-    with engine.expect() as ticket:
-        photo, face = _photo(aligned, seconds)
-        vectors = engine.vectors(photo.aligned, explain=explain, ticket=ticket)
-    seconds.update(vectors.seconds)
+    photo, face, vectors = _photo_and_vectors(aligned, explain, seconds)
     telemetry.BATCH_SIZE.observe(vectors.seconds.get("batch", 1))
     check_deadline("the search")
     started = time.perf_counter()
@@ -120,10 +121,7 @@ def embed():
     """The face's vector in every served space and the served model's heatmap of it."""
     engine, _ = service().require()
     seconds: dict = {}
-    with engine.expect() as ticket:
-        photo, face = _photo(aligned_input(), seconds)
-        vectors = engine.vectors(photo.aligned, explain=True, ticket=ticket)
-    seconds.update(vectors.seconds)
+    photo, face, vectors = _photo_and_vectors(aligned_input(), True, seconds)
     overlay = overlay_png(photo.aligned, vectors.explanation)
     return jsonify(
         {

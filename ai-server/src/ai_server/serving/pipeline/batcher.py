@@ -48,7 +48,7 @@ class Batcher:
         pending = _Pending(item)
         with self._changed:
             if ticket is not None:
-                ticket.close_locked()
+                self._arrived_locked(ticket)
             if self._closed:
                 raise RuntimeError("the batcher is closed")
             self._queue.append(pending)
@@ -59,15 +59,21 @@ class Batcher:
     def expect(self) -> Iterator["Ticket"]:
         """Announce a request being prepared (a photo being decoded): batches wait for it, up to the window.
         Leaving the block without submitting withdraws it, so a failed upload holds up no one."""
-        ticket = Ticket(self)
+        ticket = Ticket()
         with self._changed:
             self._expected += 1
         try:
             yield ticket
         finally:
             with self._changed:
-                ticket.close_locked()
+                self._arrived_locked(ticket)
                 self._changed.notify()
+
+    def _arrived_locked(self, ticket: "Ticket") -> None:
+        """The ticket's request is no longer on its way (condition held; a second call does nothing)."""
+        if ticket.on_its_way:
+            ticket.on_its_way = False
+            self._expected -= 1
 
     def close(self, timeout: float | None = None) -> None:
         """Run what is queued, then stop the thread."""
@@ -111,14 +117,8 @@ class Batcher:
             pending.future.set_result(result)
 
 
+@dataclass
 class Ticket:
-    """One announced request (see `Batcher.expect`); it counts as on its way until submitted or withdrawn."""
+    """One announced request (see `Batcher.expect`): on its way until submitted or withdrawn."""
 
-    def __init__(self, batcher: Batcher):
-        self._batcher, self._open = batcher, True
-
-    def close_locked(self) -> None:
-        """No longer on its way (called with the batcher's condition held; a second call does nothing)."""
-        if self._open:
-            self._open = False
-            self._batcher._expected -= 1
+    on_its_way: bool = True
