@@ -181,7 +181,7 @@ STUDENT_EVAL := --sets --pairs celeba_ext_val lfw celeba_val --identity-ci
 PREVIOUS_DEFAULT := b7c3690
 DLIB_BLAS := .cache/dlib-blas
 TEACHER_ENV := PYTHONPATH=$(DLIB_BLAS)
-.PHONY: students student-targets student-teacher student-previous student-base student-heatmap student-long student-longer student-base-x15 student-ship teacher-blas
+.PHONY: students student-targets student-teacher student-previous student-base student-heatmap student-long student-longer student-cont3 student-base-x15 student-ship teacher-blas
 
 students: student-ship
 
@@ -265,6 +265,22 @@ student-longer: student-long
 	wait $$a && wait $$b
 	for r in heatmap-cont2-s0 control-cont2-s0; do test -f $(STUDENTS)/$$r/metrics.json || \
 		$(BIN)/ai-server evaluate $(STUDENTS)/$$r/model.pt --out $(STUDENTS)/$$r/metrics.json $(STUDENT_EVAL) || exit 1; done
+
+# A fourth cosine for the Heatmap student, 5 epochs from lr 0.02 on both cores. The run folders of the chain
+# above did not outlive the session that made them, so it starts from the float16 graphs shipped at
+# $(SHIPPED_CONT2) (heatmap-cont2-s0 and its Base, copied into their run folders; `load_model` reads graphs),
+# and ships beside that Base as it is. No control arm: control-cont2-s0's weights went with its folder, so
+# the cont2 pair stays the equal-budget comparison.
+SHIPPED_CONT2 := 02af1f5
+CONT3 := --set arcface_weight=0.0 --set epochs=5 --set warmup_epochs=0.25 --set lr=0.02 --set in_channels=4 \
+	--set heatmap_source=$(STUDENTS)/$(BASE)/shipped.onnx --set init_from=$(STUDENTS)/heatmap-cont2-s0/shipped.onnx
+student-cont3: student-targets
+	for r in $(BASE):shufflenet-ext-base heatmap-cont2-s0:shufflenet-ext-heatmap; do mkdir -p $(STUDENTS)/$${r%%:*}; \
+		test -f $(STUDENTS)/$${r%%:*}/shipped.onnx || git show $(SHIPPED_CONT2):model-weights/$${r#*:}.onnx \
+		> $(STUDENTS)/$${r%%:*}/shipped.onnx; done
+	$(BIN)/ai-server --threads 2 train $(STUDENT_CONFIG) --out $(STUDENTS)/heatmap-cont3-s0 $(CONT3)
+	test -f $(STUDENTS)/heatmap-cont3-s0/metrics.json || \
+		$(BIN)/ai-server evaluate $(STUDENTS)/heatmap-cont3-s0/model.pt --out $(STUDENTS)/heatmap-cont3-s0/metrics.json $(STUDENT_EVAL)
 
 # Next: ShuffleNetV2 x1.5 (2.61M parameters) as the Base, the whole 30-epoch schedule of base-arc0-s0. Its
 # probe led x1.0 on the monitor by 0.03-0.065 from epoch 4 at 1.6x the time per epoch (~650 s on one core);

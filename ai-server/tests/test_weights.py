@@ -92,7 +92,8 @@ def test_a_manifest_of_pt_files_is_converted_with_the_same_weights_and_facts(tin
     ServedModel(old, converted, "tiny-heatmap")
 
 
-def test_ship_needs_the_heatmap_source_and_any_order_works(tiny_runs, tmp_path):
+def test_ship_needs_the_heatmap_source_and_any_order_works(tiny_runs, tiny_weights, tmp_path):
+    """(`tiny_weights` evaluated the runs: ship reads their metrics.)"""
     root = tiny_runs["root"]
     with pytest.raises(ValueError, match="must be shipped or kept too"):
         ship(root, tmp_path / "a", {"tiny-heatmap": "heatmap"}, "tiny-heatmap", "test")
@@ -101,11 +102,15 @@ def test_ship_needs_the_heatmap_source_and_any_order_works(tiny_runs, tmp_path):
 
 
 def test_a_run_seeded_from_shipped_graphs_ships_beside_the_kept_base_it_read(tiny_weights, tmp_path):
-    """A session whose run folders are gone trains on from the shipped files: a Heatmap run seeded by the
-    shipped Heatmap graph and reading the shipped Base graph's maps ships with that Base kept as it is."""
+    """A session whose run folders are gone trains on from copies of the shipped graphs (as `make
+    student-cont3` does): a Heatmap run seeded by the Heatmap graph and reading the Base graph's maps ships
+    with that Base kept as it is."""
     out = shutil.copytree(tiny_weights, tmp_path / "w")
     runs = tmp_path / "runs"
-    shipped = {"heatmap_source": str(out / "tiny-base.onnx"), "init_from": str(out / "tiny-heatmap.onnx")}
+    shipped = {}
+    for key, name in (("heatmap_source", "tiny-base"), ("init_from", "tiny-heatmap")):
+        (runs / name).mkdir(parents=True)
+        shipped[key] = str(shutil.copyfile(out / f"{name}.onnx", runs / name / "shipped.onnx"))
     train(smoke_config(in_channels=4, **shipped), runs / "cont", log=lambda _: None)
     evaluate(
         runs / "cont" / "model.pt",

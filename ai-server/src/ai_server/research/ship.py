@@ -140,7 +140,7 @@ def ship(
     sources, targets = {}, source_targets(kept)
     for name, run_metrics in metrics.items():
         if heat := run_metrics["model"]["heatmap"]:
-            if kept_source := _kept_source(runs / models[name], heat, out_dir, kept):
+            if kept_source := _kept_source(heat, kept):
                 if run_metrics["model"]["eval_heatmap_target"] not in (
                     "embedding_norm",
                     *targets.get(kept_source, ()),
@@ -181,14 +181,10 @@ def ship(
     return path
 
 
-def _kept_source(run_dir: Path, heat: dict, out_dir: Path, kept: dict[str, dict]) -> str | None:
-    """The kept model whose shipped graph a run read its maps from (a run seeded from shipped weights,
-    when the Base's run folder is gone): same file, same sha256."""
-    source = (run_dir / heat["source"]).resolve()
-    for name, entry in kept.items():
-        if source == (out_dir / entry["file"]).resolve() and heat["sha256"] == entry["sha256"]:
-            return name
-    return None
+def _kept_source(heat: dict, kept: dict[str, dict]) -> str | None:
+    """The kept model whose shipped graph a run read its maps from (by sha256: a run continued from
+    shipped weights, when the Base's run folder is gone, may read a copy of that graph)."""
+    return next((name for name, entry in kept.items() if entry["sha256"] == heat["sha256"]), None)
 
 
 def _kept(out_dir: Path, keep: tuple[str, ...], command: str) -> dict[str, dict]:
