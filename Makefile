@@ -270,8 +270,8 @@ student-longer: student-long
 # above did not outlive the session that made them, so it starts from the float16 graphs shipped at
 # $(SHIPPED_CONT2) (heatmap-cont2-s0 and its Base, copied into their run folders; `load_model` reads graphs),
 # and could ship beside that Base as it is; it did not beat heatmap-cont2-s0 (docs/results.md), so it is
-# measured, not shipped. No control arm: control-cont2-s0's weights went with its folder, so
-# the cont2 pair stays the equal-budget comparison.
+# measured, not shipped. No control arm: control-cont2-s0's weights went with its folder, so the cont2 pair
+# stays the equal-budget comparison.
 SHIPPED_CONT2 := 02af1f5
 CONT3 := --set arcface_weight=0.0 --set epochs=5 --set warmup_epochs=0.25 --set lr=0.02 --set in_channels=4 \
 	--set heatmap_source=$(STUDENTS)/$(BASE)/shipped.onnx --set init_from=$(STUDENTS)/heatmap-cont2-s0/shipped.onnx
