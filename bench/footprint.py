@@ -183,8 +183,8 @@ def main() -> None:
         print(f"| {name} | {r['cold_start_s']:.1f} | {rss} | {r['master_rss_mib']:.0f} | "
               f"{im['total_mib']:.0f} ({im['packages']} distributions) | {largest} |")  # fmt: skip
     print(
-        f"\nWorkers: the defaults (2, threads = cores / workers), an empty gallery, after {args.matches} "
-        f"matches. Load average {load:.1f} before, {os.getloadavg()[0]:.1f} after."
+        "\nWorkers: the defaults (2; threads: cores / workers before, every core after), an empty gallery, "
+        f"after {args.matches} matches. Load average {load:.1f} before, {os.getloadavg()[0]:.1f} after."
     )
     if args.json:
         Path(args.json).write_text(json.dumps({"servers": runs, "images": images}, indent=1))

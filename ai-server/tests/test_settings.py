@@ -33,7 +33,7 @@ def clean_env(monkeypatch):
 def test_defaults_and_values_from_the_environment(clean_env):
     defaults = load_settings()
     assert defaults.vector == "embedding" and defaults.flip_tta is True and defaults.workers == 2
-    assert defaults.torch_threads == max(1, available_cores() // 2)
+    assert defaults.torch_threads == available_cores()  # every core, for each of the 2 workers
     for name, value in {
         "AI_SERVER_FLIP_TTA": "off",
         "AI_SERVER_VECTOR": "heatmap_vector",

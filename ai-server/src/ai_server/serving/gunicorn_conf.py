@@ -1,7 +1,7 @@
 """gunicorn settings for `ai-server serve`, from the same environment variables as the app.
 
 Threaded workers (gthread): each worker holds one copy of the models and batches its threads' requests;
-torch and onnxruntime threads per worker are cores / workers so workers do not oversubscribe the CPU.
+each worker's ONNX Runtime may use every core, without spinning, so a lone request gets them all.
 Models load in each worker after the fork (no preload): torch and onnxruntime thread pools do not
 survive a fork safely.
 

@@ -15,7 +15,7 @@
 | AI_SERVER_ENROLLED_PRIOR | fitted: 0.5 | share of searches whose person is enrolled (shifts confidences) |
 | AI_SERVER_WORKERS | 2 | gunicorn worker processes; /readyz is 200 once all of them have loaded |
 | AI_SERVER_THREADS | 4 | threads per worker (concurrent requests are batched) |
-| AI_SERVER_TORCH_THREADS | cores / workers | ONNX Runtime threads per worker (models, detector; 0: default) |
+| AI_SERVER_TORCH_THREADS | all cores | ONNX Runtime threads per worker (models, detector; 0: default) |
 | AI_SERVER_MAX_BATCH | 8 | faces per batched pass |
 | AI_SERVER_BATCH_WAIT_MS | 2 | the longest a request waits for others still decoding, to batch with |
 | AI_SERVER_FLIP_TTA | 1 | embed the face and its mirror (as calibration was measured); 1/0, true/false |
@@ -60,7 +60,6 @@ from pydantic import (
     NonNegativeInt,
     PositiveInt,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -119,9 +118,10 @@ class Settings(BaseSettings):
 
     @field_validator("torch_threads")
     @classmethod
-    def _share_of_the_cores(cls, value: int, info: ValidationInfo) -> int:
-        """0 means an equal share per worker, so that workers do not oversubscribe the CPU."""
-        return value or max(1, available_cores() // info.data.get("workers", 1))
+    def _all_the_cores(cls, value: int) -> int:
+        """0 means every core: a lone request then uses them all, and the graphs run without spinning,
+        so busy workers share the cores instead of fighting over them (docs/benchmarks.md section 2)."""
+        return value or available_cores()
 
     @field_validator("log_level", "vector", "index", mode="before")
     @classmethod

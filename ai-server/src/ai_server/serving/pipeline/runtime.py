@@ -104,7 +104,7 @@ class ServedModel:
         """Embedding, own map and (Heatmap models) the source's embedding and map; `seconds` receives the
         time of the heatmap (source graph) and the embedding (own graph) stage of the first part."""
         parts = np.array_split(faces, min(self.parts, len(faces))) if len(faces) else [faces]
-        later = [self._pool.submit(self._run_part, part) for part in parts[1:]] if len(parts) > 1 else []
+        later = [self._pool.submit(self._run_part, part) for part in parts[1:]]  # none when not split
         outputs = [self._run_part(parts[0], seconds)] + [f.result() for f in later]
         if len(outputs) == 1:
             return outputs[0]
