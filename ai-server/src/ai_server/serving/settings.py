@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     @classmethod
     def _all_the_cores(cls, value: int) -> int:
         """0 means every core: a lone request then uses them all, and the graphs run without spinning,
-        so busy workers share the cores instead of fighting over them (docs/benchmarks.md section 2)."""
+        so busy workers share the cores instead of fighting over them (docs/benchmarks.md section 4)."""
         return value or available_cores()
 
     @field_validator("log_level", "vector", "index", mode="before")
