@@ -121,6 +121,30 @@ def test_enrol_then_match_a_person_by_another_photo(any_client, people):
     assert alias.status_code == 200 and alias.json["k"] == 5
 
 
+def test_the_photo_as_the_body_itself_is_matched_as_the_multipart_upload_is(client, people):
+    """What the gateway sends: the image as the body (its type in Content-Type), the parameters in the
+    query. The same answer as the multipart form; an empty or oversized body is a clear 4xx."""
+    ids = sorted(people)[:3]
+    for i in ids:
+        _enrol(client, f"Person {i}", people[i][:1])
+    query = photo(people[ids[1]][1])
+    form = _match(client, query, k=2, explain="true").json
+    raw = client.post("/v1/match?k=2&explain=true", data=query, content_type="image/jpeg")
+    assert raw.status_code == 200, raw.json
+    same = ["person_id", "similarity", "confidence"]
+    assert [[m[f] for f in same] for m in raw.json["matches"]] == [
+        [m[f] for f in same] for m in form["matches"]
+    ]
+    assert raw.json["k"] == 2 and raw.json["explanation"] == form["explanation"]
+    assert raw.json["face"] == form["face"]
+    embedded = client.post("/v1/embed", data=query, content_type="image/jpeg")
+    assert embedded.status_code == 200 and embedded.json["face"] == form["face"]
+    _error(client.post("/v1/match", data=b"", content_type="image/jpeg"), 400, "missing_field")
+    _error(client.post("/v1/match?k=0", data=query, content_type="image/jpeg"), 400, "invalid_parameter")
+    not_an_image = client.post("/v1/match", data=b"not an image", content_type="image/png")
+    _error(not_an_image, 415, "unsupported_media_type")
+
+
 def test_empty_gallery_is_an_honest_no_match(client, people):
     body = _match(client, photo(next(iter(people.values()))[0])).json
     assert body["matches"] == [] and body["no_match"] is True
@@ -250,6 +274,10 @@ def test_size_limits(tiny_weights, tmp_path, people):
     big = encode(Image.new("RGB", (300, 300)))
     assert len(big) < 20_000
     _error(_match(client, big), 413, "image_too_large")  # 90,000 pixels > 62,500
+    raw = client.post(
+        "/v1/match", data=photo(people[sorted(people)[0]][0], fmt="PNG"), content_type="image/png"
+    )
+    _error(raw, 413, "image_too_large")  # the body itself: the same byte limit
 
 
 def test_exif_orientation_is_applied(client, people):

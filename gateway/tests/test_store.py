@@ -16,6 +16,7 @@ import time
 
 import psycopg
 import pytest
+import sqlalchemy
 import testkit
 from conftest import BIN
 from gateway.errors import storage_full
@@ -367,6 +368,62 @@ async def contents(url: str, searcher: str) -> dict:
             "usage": await store.key_usage(searcher, int(time.time() // 86400)),
             "shown": [s["id"] for s in await store.searches_showing(searcher, "p1", 2)],
         }
+
+
+def test_the_stored_bytes_a_quota_reads_follow_every_change_to_the_searches(store_url):
+    """The storage quota reads a running total the database keeps (triggers), not a sum over the key's
+    history: after adding, erasing a person, purging photos, deleting and purging searches it is still
+    exactly what the searches hold, per key, on both backends."""
+
+    def summed(key_id: str) -> int:
+        sql = f"SELECT COALESCE(SUM(bytes), 0) FROM searches WHERE key_id = '{key_id}'"  # ours, not input
+        if store_url.startswith("sqlite"):
+            return sqlite3.connect(store_url.removeprefix("sqlite:///")).execute(sql).fetchone()[0]
+        with psycopg.connect(store_url) as db:
+            return db.execute(sql).fetchone()[0]
+
+    async def scenario():
+        seen = []
+        async with store_for(store_url) as store:
+            now = time.time()
+            for i in range(12):
+                key, age = ("ka", "kb")[i % 2], 86400 * (i // 4)  # some a day, some two days old
+                await store.add_search(a_search(f"s{i}", key, f"p{i % 3}", now - age, bytes=100 + i))
+            steps = [
+                lambda: store.erase_person("p1"),
+                lambda: store.purge_photos(now - 86400 / 2),
+                lambda: store.delete_search("s0"),
+                lambda: store.purge_searches(now - 86400 * 1.5),
+            ]
+            for step in [None, *steps]:
+                if step:
+                    await step()
+                day = int(now // 86400)
+                seen.append([((await store.key_usage(k, day))[1], summed(k)) for k in ("ka", "kb", "kc")])
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen[0] == [(630, 630), (636, 636), (0, 0)]
+    for step in seen:
+        assert all(total == summed for total, summed in step), step
+    assert [step[0][0] for step in seen] == [630, 416, 202, 102, 102]  # what each step left of ka's
+
+
+def test_the_upgrade_to_the_running_total_sums_the_searches_already_stored(store_url):
+    """A database at 0001 with searches: after the upgrade the quota reads what those searches hold."""
+    schema.upgrade(store_url, to="0001")
+    columns = ["id", "key_id", "created_at", "image_sha", "image_type", "k", "cached", "result", "bytes"]
+    insert = f"INSERT INTO searches ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+    with schema.connection(store_url) as db:
+        for i, key in enumerate(["ka", "ka", "kb"]):
+            search = a_search(f"s{i}", key, "p1", time.time(), bytes=1000 + i, cached=0, result="{}")
+            db.execute(sqlalchemy.text(insert), {c: search[c] for c in columns})
+
+    async def usage():
+        async with store_for(store_url) as store:  # opening upgrades it to the head
+            return [(await store.key_usage(k, 0))[1] for k in ("ka", "kb", "kc")]
+
+    assert asyncio.run(usage()) == [2001, 1002, 0] and schema.current(store_url) == schema.head()
 
 
 def test_copying_sqlite_into_postgresql_loses_nothing(tmp_path, postgres):

@@ -3,8 +3,6 @@ versions it was computed at, or else one ai-server call inside a bounded slot (b
 
 import time
 
-import aiohttp
-
 from . import media, telemetry
 from .cache import ResultCache
 from .limits import Slots
@@ -46,13 +44,14 @@ class Matcher:
         return result, False
 
     async def _infer(self, request_id: str, data: bytes, k: int, explain: bool) -> dict:
-        kind = media.sniff(data)
-        form = aiohttp.FormData()
-        form.add_field("image", data, filename=f"upload.{kind}", content_type=media.TYPES[kind])
-        form.add_field("k", str(k))
-        form.add_field("explain", "true" if explain else "false")
+        """The photo as the body itself, the parameters in the query: no multipart built here or parsed
+        there (a millisecond a match between the two)."""
+        params = {"k": str(k), "explain": "true" if explain else "false"}
+        content_type = media.TYPES[media.sniff(data)]
         async with self.slots.slot():
-            reply = await self.upstream.call("POST", "/v1/match", request_id, data=form)
+            reply = await self.upstream.call(
+                "POST", "/v1/match", request_id, data=data, params=params, content_type=content_type
+            )
         if reply.status != 200:
             raise reply.refusal()
         return reply.json()

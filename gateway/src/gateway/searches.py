@@ -33,10 +33,12 @@ ORPHAN_AGE_S = (
 
 @dataclass
 class Kept:
-    """An image on disk for a search being made: its name and size."""
+    """An image on disk for a search being made: its name and size, and whether a stored search refers
+    to it now (then it stays without asking the database)."""
 
     sha: str
     size: int
+    stored: bool = False
 
 
 def thumbnail_url(match: dict) -> str:
@@ -82,11 +84,13 @@ class SearchArchive:
             yield keeping
         finally:
             await asyncio.gather(keeping, return_exceptions=True)  # its error is the caller's to see
+            stored = not keeping.exception() and keeping.result().stored
             for sha in held:
                 self.in_use[sha] -= 1
                 if not self.in_use[sha]:
                     del self.in_use[sha]
-                    await self._remove_unless_referenced(sha)
+                    if not stored:  # (a stored search's image goes only with it: erasure, retention)
+                        await self._remove_unless_referenced(sha)
 
     async def _keep(self, data: bytes, prepare: Callable[[bytes], bytes], held: list[str]) -> Kept:
         prepared = await asyncio.to_thread(prepare, data)
@@ -105,15 +109,18 @@ class SearchArchive:
         self, key_id: str, photo: asyncio.Future[Kept], k: int, result: dict, cached: bool
     ) -> Search:
         """Stores the search once its photo (and the heatmap, when there is one) is on disk."""
-        search = new_search(key_id, await photo, k, result, cached)
+        kept_photo = await photo
+        search = new_search(key_id, kept_photo, k, result, cached)
         if not result.get("explanation"):
             await self._store(search)
+            kept_photo.stored = True
             return search
         png = base64.b64decode(result["explanation"]["heatmap_png"])
         async with self.holding(png, prepare=bytes) as heatmap:  # made by the ai-server: kept as it is
             kept = await heatmap
             search["heatmap_sha"], search["bytes"] = kept.sha, search["bytes"] + kept.size
             await self._store(search)
+            kept_photo.stored = kept.stored = True
         return search
 
     async def _store(self, search: Search) -> None:

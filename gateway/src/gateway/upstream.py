@@ -171,6 +171,7 @@ class Upstream:
         *,
         data=None,
         params: dict | None = None,
+        content_type: str | None = None,
         timeout_s: float | None = None,
     ) -> Reply:
         """The ai-server's reply (any status it chose), or ApiError 503 ai_unavailable / 502."""
@@ -186,7 +187,8 @@ class Upstream:
                 raise unavailable(self.breaker.retry_after())
             tried.append(replica)
             started = time.perf_counter()
-            reply, error = await self._send(replica, method, path, request_id, data, params, timeout)
+            sent = (data, params, content_type)
+            reply, error = await self._send(replica, method, path, request_id, *sent, timeout)
             if reply is not None and reply.status not in UNAVAILABLE:
                 replica.back()
                 self.breaker.success()
@@ -255,16 +257,18 @@ class Upstream:
 
     async def _probe(self, replica: Replica, request_id: str, timeout_s: float = 3.0) -> Reply | None:
         timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.settings.connect_timeout_s)
-        reply, _ = await self._send(replica, "GET", "/readyz", request_id, None, None, timeout)
+        reply, _ = await self._send(replica, "GET", "/readyz", request_id, None, None, None, timeout)
         return reply
 
     async def _send(
-        self, replica: Replica, method, path, request_id, data, params, timeout
+        self, replica: Replica, method, path, request_id, data, params, content_type, timeout
     ) -> tuple[Reply | None, BaseException | None]:
         """One HTTP exchange: (the reply, None) or, when there was no answer, (None, the error)."""
         started = time.perf_counter()
         wait_ms = max(1, round(1000 * (timeout.total - DEADLINE_MARGIN_S)))
         headers = {"X-Request-ID": request_id, "X-Request-Timeout-Ms": str(wait_ms), **self.auth}
+        if content_type:
+            headers["Content-Type"] = content_type
         try:
             async with self.session.request(
                 method, replica.base + path, data=data, params=params, timeout=timeout, headers=headers

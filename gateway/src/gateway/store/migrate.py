@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAD = "0001"  # the newest revision under migrations/versions (test_store checks it is alembic's head)
+HEAD = "0002"  # the newest revision under migrations/versions (test_store checks it is alembic's head)
 URL_VARIABLE = "GATEWAY_MIGRATE_URL"
 
 

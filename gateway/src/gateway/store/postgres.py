@@ -252,10 +252,10 @@ class PostgresStore(Store):
     async def key_usage(self, key_id: str, day: int) -> tuple[int, int]:
         sql = (
             "SELECT (SELECT searches FROM key_usage WHERE key_id = %s AND day = %s) AS searches,"
-            " (SELECT COALESCE(SUM(bytes), 0) FROM searches WHERE key_id = %s) AS stored"
+            " (SELECT bytes FROM key_storage WHERE key_id = %s) AS stored"
         )
         row = await self._one(sql, (key_id, day, key_id))
-        return row["searches"] or 0, int(row["stored"])
+        return row["searches"] or 0, int(row["stored"] or 0)
 
     async def erase_person(self, person_id: str, face_id: int | None = None) -> Erased:
         one_face = face_id is not None

@@ -69,13 +69,14 @@ def _driver_leaves_transactions_to_us(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
 
 
-def upgrade(url: str) -> str:
-    """Bring the database at `url` to the newest revision (nothing to do: nothing changes); that revision."""
+def upgrade(url: str, to: str = "head") -> str:
+    """Bring the database at `url` to the newest revision, or to `to` (nothing to do: nothing changes);
+    the revision it is at then."""
     with connection(url) as db:
         config = _config()
         config.attributes["connection"] = db
-        command.upgrade(config, "head")
-    return head()
+        command.upgrade(config, to)
+    return head() if to == "head" else to
 
 
 def current(url: str) -> str | None:

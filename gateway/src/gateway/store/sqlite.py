@@ -301,8 +301,8 @@ def _get_search(db: sqlite3.Connection, search_id: str) -> Search | None:
 def _key_usage(db: sqlite3.Connection, key_id: str, day: int) -> tuple[int, int]:
     sql = "SELECT searches FROM key_usage WHERE key_id = ? AND day = ?"
     row = db.execute(sql, (key_id, day)).fetchone()
-    stored = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM searches WHERE key_id = ?", (key_id,))
-    return (row[0] if row else 0), stored.fetchone()[0]
+    stored = db.execute("SELECT bytes FROM key_storage WHERE key_id = ?", (key_id,)).fetchone()
+    return (row[0] if row else 0), (stored[0] if stored else 0)
 
 
 def _erase_person(db: sqlite3.Connection, person_id: str, face_id: int | None) -> Erased:

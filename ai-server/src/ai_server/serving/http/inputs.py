@@ -29,6 +29,13 @@ def read_file(file: FileStorage) -> bytes:
 
 
 def one_upload(field: str = "image") -> bytes:
+    """The request's one photo: the body itself when its type is an image (what the gateway sends, with
+    the parameters in the query: no multipart to build there or to parse here), else the file field."""
+    if request.mimetype.startswith("image/"):
+        data = request.stream.read(service().settings.max_image_bytes + 1)
+        if not data:
+            raise ServiceError(Code.MISSING_FIELD, "the request body is empty: send the photo in it")
+        return data
     files = request.files.getlist(field)
     if not files:
         raise ServiceError(Code.MISSING_FIELD, f"send the photo as a multipart file field '{field}'")
