@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 FIGURES = ROOT / "docs" / "figures"
 PATHS = ("paper-style baseline", "previous server (torch)", "ours (ONNX Runtime)")
-SECTIONS = ("pipeline", "detect", "footprint", "wrk", "overhead", "latency", "scale", "enrol")
+SECTIONS = ("pipeline", "detect", "footprint", "wrk", "overhead", "quota", "latency", "scale", "enrol")
 
 
 def plot_pipeline(result: dict) -> None:

@@ -80,6 +80,7 @@ def plan(args, tmp: Path) -> dict[str, tuple]:
         "footprint": ("footprint.py", "--matches", 30, "--json", tmp / "footprint.json"),
         "wrk": ("wrk_match.py", "--seconds", 8 if q else 15, "--json", tmp / "wrk.json"),
         "overhead": ("gateway_overhead.py", "--photos", 30, "--rounds", 3),
+        "quota": ("quota_check.py", "--searches", 1000, 10_000, 100_000),
         "latency": ("match_latency.py", "--queries", 30 if q else 60),
         "scale": ("gallery_scale.py", "--sizes", 10_000, 100_000, "--queries", 200,
                   "--heatmap-sizes", *([] if q else [10_000])),
