@@ -19,7 +19,7 @@ DATA = data_dir()
 
 
 def enrol(folder: Path, gallery: Path, threads: int, *options) -> tuple[float, dict]:
-    env = {**os.environ, "AI_SERVER_DATA_DIR": str(gallery), "AI_SERVER_TORCH_THREADS": str(threads)}
+    env = {**os.environ, "AI_SERVER_DATA_DIR": str(gallery), "AI_SERVER_ONNX_THREADS": str(threads)}
     started = time.perf_counter()
     out = subprocess.run([BIN / "ai-server", "enrol", folder, *options], env=env, check=True,
                          capture_output=True, text=True).stdout  # fmt: skip

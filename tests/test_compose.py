@@ -236,15 +236,21 @@ def test_env_example_names_every_setting():
 
 def test_each_ai_server_runs_as_many_threads_as_its_cpu_quota():
     """A container sees every core of its host, so without this a 2-CPU ai-server on a 64-core host would
-    run 64 threads per worker; AI_SERVER_TORCH_THREADS still wins when .env sets it."""
-    base = {k: v for k, v in os.environ.items() if k not in ("AI_SERVER_CPUS", "AI_SERVER_TORCH_THREADS")}
-    cases = [({}, "2"), ({"AI_SERVER_CPUS": "3"}, "3"), ({"AI_SERVER_TORCH_THREADS": "1"}, "1")]
+    run 64 threads per worker; AI_SERVER_ONNX_THREADS (or its old name) still wins when .env sets it."""
+    names = ("AI_SERVER_CPUS", "AI_SERVER_ONNX_THREADS", "AI_SERVER_TORCH_THREADS")
+    base = {k: v for k, v in os.environ.items() if k not in names}
+    cases = [
+        ({}, "2"),
+        ({"AI_SERVER_CPUS": "3"}, "3"),
+        ({"AI_SERVER_TORCH_THREADS": "1"}, "1"),
+        ({"AI_SERVER_ONNX_THREADS": "1", "AI_SERVER_TORCH_THREADS": "4"}, "1"),
+    ]
     for extra, expected in cases:
         done = compose_config("--profile", "scale", "config", "--format", "json", env={**base, **extra})
         assert done.returncode == 0, done.stderr
         services = json.loads(done.stdout)["services"]
         for name in ("ai-server", "ai-server-2"):
-            assert services[name]["environment"]["AI_SERVER_TORCH_THREADS"] == expected, (name, extra)
+            assert services[name]["environment"]["AI_SERVER_ONNX_THREADS"] == expected, (name, extra)
         if "AI_SERVER_CPUS" in extra:
             assert float(services["ai-server"]["deploy"]["resources"]["limits"]["cpus"]) == 3
 

@@ -52,7 +52,7 @@ def replicas(gallery_db, tmp_path_factory):
     shared["secret"] = secrets.token_urlsafe(32)
     servers = [
         testkit.AiServer(
-            root / name, log=root / f"{name}.log", workers=1, threads=4, torch_threads=1, **shared
+            root / name, log=root / f"{name}.log", workers=1, threads=4, onnx_threads=1, **shared
         )
         for name in ("a", "b")
     ]

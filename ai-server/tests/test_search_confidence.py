@@ -17,7 +17,7 @@ SECRET = "s" * 40
 
 def _client(weights, data_dir, **settings):
     settings = {"secret": SECRET, **settings}
-    app = create_app(Settings(weights_dir=weights, data_dir=data_dir, torch_threads=2, **settings))
+    app = create_app(Settings(weights_dir=weights, data_dir=data_dir, onnx_threads=2, **settings))
     assert app.extensions["ai_service"].loaded.wait(120)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {SECRET}"

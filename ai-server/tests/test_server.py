@@ -33,7 +33,7 @@ class Server(AiServer):
     """`ai-server serve` (testkit), returned once /readyz is 200: from then on every worker answers."""
 
     def __init__(self, weights: Path, data_dir: Path, workers: int = 2):
-        settings = {"workers": workers, "threads": 4, "torch_threads": 1, "log_level": "warning"}
+        settings = {"workers": workers, "threads": 4, "onnx_threads": 1, "log_level": "warning"}
         super().__init__(data_dir, ready_s=180, secret=SECRET, weights_dir=weights, **settings)
         self.workers = workers
         self.start()

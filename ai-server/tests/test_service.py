@@ -37,7 +37,7 @@ SECRET = "s" * 40  # the gateway's shared secret, sent by every test client belo
 
 def _app(weights, data_dir, **settings):
     settings = {"secret": SECRET, **settings}
-    app = create_app(Settings(weights_dir=weights, data_dir=data_dir, torch_threads=2, **settings))
+    app = create_app(Settings(weights_dir=weights, data_dir=data_dir, onnx_threads=2, **settings))
     assert app.extensions["ai_service"].loaded.wait(120)
     app.test_client_class = ContractClient
     client = app.test_client()

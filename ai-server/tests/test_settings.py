@@ -19,6 +19,7 @@ BAD = [
     ("AI_SERVER_WORKERS", "0"),
     ("AI_SERVER_INDEX", "ivf"),
     ("AI_SERVER_BATCH_WAIT_MS", "-1"),
+    ("AI_SERVER_ONNX_THREADS", "two"),
 ]
 
 
@@ -33,7 +34,7 @@ def clean_env(monkeypatch):
 def test_defaults_and_values_from_the_environment(clean_env):
     defaults = load_settings()
     assert defaults.vector == "embedding" and defaults.flip_tta is True and defaults.workers == 2
-    assert defaults.torch_threads == available_cores()  # every core, for each of the 2 workers
+    assert defaults.onnx_threads == available_cores()  # every core, for each of the 2 workers
     for name, value in {
         "AI_SERVER_FLIP_TTA": "off",
         "AI_SERVER_VECTOR": "heatmap_vector",
@@ -50,9 +51,22 @@ def test_defaults_and_values_from_the_environment(clean_env):
         "warning",
         None,
     )
-    assert s.torch_threads == available_cores() and str(s.data_dir) == "/tmp/g"
+    assert s.onnx_threads == available_cores() and str(s.data_dir) == "/tmp/g"
     with pytest.raises(ValueError):
         s.port = 1  # frozen: one configuration per process
+
+
+def test_the_old_name_of_the_onnx_threads_is_still_read_and_the_new_one_wins(clean_env):
+    """Deployments written when the server ran torch set AI_SERVER_TORCH_THREADS: it must not be dropped."""
+    clean_env.setenv("AI_SERVER_TORCH_THREADS", "3")
+    assert load_settings().onnx_threads == 3
+    clean_env.setenv("AI_SERVER_ONNX_THREADS", "1")
+    assert load_settings().onnx_threads == 1
+    assert load_settings(onnx_threads=2).onnx_threads == 2  # a keyword (tests, the CLI) over both
+    clean_env.setenv("AI_SERVER_TORCH_THREADS", "-1")
+    clean_env.delenv("AI_SERVER_ONNX_THREADS")
+    with pytest.raises(SettingsError, match="AI_SERVER_ONNX_THREADS='-1'"):  # once, not AI_SERVER_AI_SERVER_
+        load_settings()
 
 
 def test_every_setting_is_in_the_documented_table():

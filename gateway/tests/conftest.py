@@ -25,7 +25,7 @@ class AiServer(testkit.AiServer):
     """The session's ai-server: gallery and log under `root`, one worker with 8 request threads."""
 
     def __init__(self, root: Path):
-        settings = {"workers": 1, "threads": 8, "torch_threads": 1, "log_level": "info"}
+        settings = {"workers": 1, "threads": 8, "onnx_threads": 1, "log_level": "info"}
         super().__init__(root / "gallery", log=root / "ai-server.log", **settings)
 
 

@@ -95,7 +95,7 @@ def test_two_gateways_on_one_postgresql_are_one_service(pair):
 def replica(ai_server, tmp_path_factory):
     """A second ai-server with the same secret and its own (empty) gallery."""
     root = tmp_path_factory.mktemp("replica")
-    settings = {"workers": 1, "threads": 8, "torch_threads": 1, "log_level": "info"}
+    settings = {"workers": 1, "threads": 8, "onnx_threads": 1, "log_level": "info"}
     server = testkit.AiServer(
         root / "gallery", log=root / "ai-server.log", secret=ai_server.secret, **settings
     )

@@ -32,7 +32,7 @@ class Stack:
             interval=0.5,
             workers=1,
             threads=4,
-            torch_threads=1,
+            onnx_threads=1,
             log_level="warning",
         )
         self.gateway = Gateway(

@@ -40,7 +40,7 @@ def ai_server(volumes):
         log=volumes["root"] / "ai-server.log",  # logs off the small volume
         workers=1,
         threads=8,
-        torch_threads=1,
+        onnx_threads=1,
         log_level="info",
     )
     server.start()

@@ -15,7 +15,7 @@
 | AI_SERVER_ENROLLED_PRIOR | fitted: 0.5 | share of searches whose person is enrolled (shifts confidences) |
 | AI_SERVER_WORKERS | 2 | gunicorn worker processes; /readyz is 200 once all of them have loaded |
 | AI_SERVER_THREADS | 4 | threads per worker (concurrent requests are batched) |
-| AI_SERVER_TORCH_THREADS | all cores | ONNX Runtime threads per worker (models, detector; 0: default) |
+| AI_SERVER_ONNX_THREADS | all cores | ONNX Runtime threads per worker (0: default; was ..._TORCH_THREADS) |
 | AI_SERVER_MAX_BATCH | 8 | faces per batched pass |
 | AI_SERVER_BATCH_WAIT_MS | 2 | the longest a request waits for others still decoding, to batch with |
 | AI_SERVER_FLIP_TTA | 1 | embed the face and its mirror (as calibration was measured); 1/0, true/false |
@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import (
+    AliasChoices,
     Field,
     NonNegativeInt,
     PositiveInt,
@@ -84,7 +85,7 @@ class Settings(BaseSettings):
     """Read from the environment when constructed; keyword arguments override it (tests, the CLI)."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid"
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid", validate_by_name=True
     )
 
     host: str = "127.0.0.1"
@@ -100,7 +101,12 @@ class Settings(BaseSettings):
     enrolled_prior: float | None = Field(None, gt=0, lt=1)
     workers: PositiveInt = 2
     threads: PositiveInt = 4
-    torch_threads: NonNegativeInt = Field(0, validate_default=True)  # declared after `workers`: it reads it
+    onnx_threads: NonNegativeInt = Field(
+        0,
+        validate_default=True,
+        # the new name first, so that it wins and that an error names it
+        validation_alias=AliasChoices(ENV_PREFIX + "ONNX_THREADS", ENV_PREFIX + "TORCH_THREADS"),
+    )
     max_batch: PositiveInt = 8
     batch_wait_ms: float = Field(2.0, ge=0)
     flip_tta: bool = True
@@ -116,7 +122,7 @@ class Settings(BaseSettings):
     postgres_password_file: Path | None = None
     milvus_uri: str | None = None
 
-    @field_validator("torch_threads")
+    @field_validator("onnx_threads")
     @classmethod
     def _all_the_cores(cls, value: int) -> int:
         """0 means every core: a lone request then uses them all, and the graphs run without spinning,
@@ -198,6 +204,7 @@ def describe(err: ValidationError) -> str:
         if not problem["loc"]:  # a check of several variables (the shared gallery): its message names them
             problems.append(problem["msg"].removeprefix("Value error, "))
             continue
-        name = ENV_PREFIX + str(problem["loc"][0]).upper()
+        field = str(problem["loc"][0]).upper()
+        name = field if field.startswith(ENV_PREFIX) else ENV_PREFIX + field  # an alias is the whole name
         problems.append(f"{name}={problem.get('input')!r}: {problem['msg']}")
     return "invalid configuration: " + "; ".join(problems)

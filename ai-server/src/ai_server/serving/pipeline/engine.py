@@ -119,9 +119,7 @@ class Engine:
     def from_settings(cls, settings) -> "Engine":
         """The engine `settings` (a `serving.settings.Settings`) describe, as the server runs it."""
         s = settings
-        return cls(
-            s.weights_dir, s.model, s.vector, s.torch_threads, s.flip_tta, s.max_batch, s.batch_wait_ms
-        )
+        return cls(s.weights_dir, s.model, s.vector, s.onnx_threads, s.flip_tta, s.max_batch, s.batch_wait_ms)
 
     def _add_space(self, name: str, vector: str) -> Space:
         entry = self.manifest["models"][name]
