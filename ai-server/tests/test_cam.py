@@ -132,9 +132,16 @@ def test_a_batch_split_over_threads_gives_what_one_pass_gives(tiny_weights, face
     split = ServedModel(tiny_weights, manifest, "tiny-heatmap", threads=3).run(batch)
     for field in ("embedding", "source_embedding", "heatmap", "explanation"):
         assert getattr(split, field).shape == getattr(whole, field).shape, field
-        assert np.abs(getattr(split, field) - getattr(whole, field)).max() <= 1e-5, field
+        assert _relative_difference(getattr(split, field), getattr(whole, field)) <= 1e-6, field
     single = ServedModel(tiny_weights, manifest, "tiny-heatmap", threads=3).run(batch[1:2])
-    assert np.abs(single.embedding - whole.embedding[1:2]).max() <= 1e-5  # fewer faces than threads
+    assert _relative_difference(single.embedding, whole.embedding[1:2]) <= 1e-6  # fewer faces than threads
+
+
+def _relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest difference over the largest magnitude: a batch of 2 takes other kernel blocks than a batch
+    of 5 on some CPUs (AVX2-only AMD EPYC: 1.6e-7 of embeddings of magnitude 70, 1.5 float32 steps), while
+    a face out of order or another face's vector would differ by its whole size."""
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
 
 
 def test_a_base_graph_can_carry_the_predicted_class_map(tiny_runs, faces, tmp_path):
