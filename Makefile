@@ -119,7 +119,8 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # The reproduction protocol on a tiny CPU budget (minutes): every model kind, 8 identities, 2 epochs.
 train: venv
 	$(BIN)/ai-server reproduce --runs runs/smoke --set epochs=2 --set identities=8 \
-		--set max_steps_per_epoch=3 --evaluate-args "--max-images 80 --pairs-per-fold 20 --bootstrap 100"
+		--set max_steps_per_epoch=3 \
+		--evaluate-args "--max-images 80 --pairs-per-fold 20 --max-identities 20 --bootstrap 100"
 
 # The full protocol (docs/results.md gives its budget): resumable, rerun to continue.
 reproduce: venv

@@ -101,8 +101,12 @@ def test_cli_train_and_evaluate(tmp_path, tiny_runs, capsys):
     assert _log(tmp_path / "run")[0]["epoch"] == 1
     out = tmp_path / "m.json"
     args = ["evaluate", str(tiny_runs["base"]), "--out", str(out), "--conditions", "original", "noise_0.1"]
-    assert main(args + ["--pairs", "celeba_val", "--pairs-per-fold", "3", "--bootstrap", "20"]) == 0
+    args += ["--pairs", "celeba_val", "--pairs-per-fold", "3", "--bootstrap", "20", "--max-identities", "20"]
+    assert main(args) == 0
     metrics = json.loads(out.read_text())
+    identification = metrics["identification"]["celeba_val"]["embedding"]
+    assert metrics["protocol"]["max_identities"] == 20 and identification["gallery"] == 20
+    assert "calibration" in identification  # 20 identities: still enough to fit the search probability
     assert list(metrics["closed_set"]["heldout"]) == ["original", "noise_0.1"]
     assert metrics["ablation"] == {}  # a Base model has no 4th channel to ablate
     assert main(["train", str(config), "--out", str(tmp_path / "x"), "--set", "colour=red"]) == 2

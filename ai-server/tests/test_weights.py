@@ -119,6 +119,7 @@ def test_a_run_seeded_from_shipped_graphs_ships_beside_the_kept_base_it_read(tin
         pair_sets=("celeba_val",),
         pairs_per_fold=20,
         n_boot=20,
+        max_identities=20,
         log=lambda _: None,
     )
     with pytest.raises(ValueError, match="must be shipped or kept too"):
@@ -206,6 +207,9 @@ def test_ship_beside_kept_graphs_writes_exactly_what_the_service_loads(tiny_runs
     assert new["onnx"]["graph_format"] == 1 and new["onnx"]["command"].startswith("ai-server ")
     assert new["calibration"]["embedding"]["fitted_on"] == "celeba_val" and new["metrics"]["verification"]
     assert load_model(out / "new-heatmap.onnx")[2]["heatmap"]["source"] == "new-base.onnx"
+    shipped = json.loads((tiny_runs["root"] / "heatmap" / "metrics-shipped.json").read_text())
+    assert shipped["protocol"]["max_identities"] == 20  # the run's protocol, replayed on the shipped file
+    assert shipped["identification"]["celeba_val"]["embedding"]["gallery"] == 20
     faces = data.load_images(data.validation_identities().paths[:4])
     for name in models:
         served = ServedModel(out, manifest, name).run(faces.permute(0, 2, 3, 1).contiguous().numpy())

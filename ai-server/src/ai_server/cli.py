@@ -51,6 +51,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         n_boot=args.bootstrap,
         seed=args.seed,
         identity_ci=args.identity_ci,
+        max_identities=args.max_identities,
     )
 
 
@@ -274,6 +275,7 @@ def _add_train_evaluate(sub) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--identity-ci", action="store_true", help="CIs resample identities, not pairs/queries")
+    p.add_argument("--max-identities", type=int, help="identification over n evenly spaced identities only")
     p.set_defaults(run=_evaluate)
 
 

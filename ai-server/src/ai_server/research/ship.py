@@ -85,6 +85,7 @@ def evaluate_as_shipped(model_file: Path, run_metrics: dict, out: Path) -> dict:
         n_boot=protocol.get("bootstrap", 1000),
         seed=protocol.get("seed", 0),
         identity_ci=protocol.get("ci") == "identity bootstrap",
+        max_identities=protocol.get("max_identities"),
         log=lambda _: None,
     )
 
