@@ -31,6 +31,17 @@ def test_holdout_split_is_per_identity_deterministic_and_disjoint():
     assert data.holdout_split(everyone)[1].paths == held.paths
 
 
+def test_evenly_spaced_keeps_whole_identities_from_first_to_last():
+    """What a run's `identities`, the epoch monitor and `evaluate --max-identities` take of a set."""
+    val = data.validation_identities()
+    some = val.evenly_spaced(20)
+    assert len(some.classes) == 20 and some.classes[::19] == val.classes[::61]  # the first and the last
+    kept = set(some.classes)
+    assert sorted(some.paths) == sorted(p for p in val.paths if p.split("/")[2] in kept)  # all their images
+    assert all(some.classes[y] == p.split("/")[2] for p, y in zip(some.paths, some.labels, strict=True))
+    assert val.evenly_spaced(None) is val and val.evenly_spaced(len(val.classes)) is val
+
+
 def test_yale_dark_uses_the_training_class_order():
     classes = data.training_identities().classes
     dark = data.yale_dark(classes)

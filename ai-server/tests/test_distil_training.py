@@ -28,9 +28,7 @@ def _distil_config(**overrides):
 
 
 def _prefill(cache, config):
-    from ai_server.research.train import _select_identities
-
-    everyone = _select_identities(data.training_identities(), config.identities)
+    everyone = data.training_identities().evenly_spaced(config.identities)
     train_set, _ = data.holdout_split(everyone, config.holdout_fraction, config.holdout_seed)
     cached_embeddings(data.load_images(train_set.paths), cache, teacher=PixelTeacher(), log=lambda _: None)
 

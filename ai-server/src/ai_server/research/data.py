@@ -59,6 +59,13 @@ class ImageSet:
             [self.paths[i] for i in keep], [index[self.classes[self.labels[i]]] for i in keep], classes
         )
 
+    def evenly_spaced(self, n: int | None) -> "ImageSet":
+        """Only the images of `n` evenly spaced classes (all of them when `n` is None or not fewer)."""
+        if n is None or n >= len(self.classes):
+            return self
+        picks = np.unique(np.linspace(0, len(self.classes) - 1, n).round().astype(int))
+        return self.in_classes([self.classes[i] for i in picks])
+
     def label_tensor(self) -> torch.Tensor:
         return torch.tensor(self.labels, dtype=torch.long)
 

@@ -213,8 +213,7 @@ class Monitor:
 
     def __init__(self, n_identities: int, heatmap_source: str | None, cache_dir, size: int = 112):
         everyone = data.celeba_ext_validation()
-        picks = np.unique(np.linspace(0, len(everyone.classes) - 1, n_identities).round().astype(int))
-        self.identities = everyone.in_classes([everyone.classes[i] for i in picks])
+        self.identities = everyone.evenly_spaced(n_identities)
         images = data.load_images(self.identities.paths)
         self.rgb = torch.cat([images, images.flip(-1)])
         self.size = size
@@ -254,10 +253,9 @@ def open_set_report(
     identification over all its images (or those of `max_identities` evenly spaced identities: a quick
     look). `vectors_of(paths)` gives {kind: (N, D) L2-normalised}."""
     pairs = data.read_pairs(name, per_fold=per_fold)
-    identities = IDENTIFICATION_SETS[name]() if name in IDENTIFICATION_SETS else None
-    if identities and max_identities and len(identities.classes) > max_identities:
-        picks = np.linspace(0, len(identities.classes) - 1, max_identities).round().astype(int)
-        identities = identities.in_classes([identities.classes[i] for i in picks])
+    identities = (
+        IDENTIFICATION_SETS[name]().evenly_spaced(max_identities) if name in IDENTIFICATION_SETS else None
+    )
     paths = sorted(set(pairs.images()) | set(identities.paths if identities else []))
     index = {p: i for i, p in enumerate(paths)}
     vectors = vectors_of(paths)

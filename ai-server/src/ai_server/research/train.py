@@ -104,13 +104,6 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _select_identities(images: data.ImageSet, n: int | None) -> data.ImageSet:
-    if n is None:
-        return images
-    picks = np.unique(np.linspace(0, len(images.classes) - 1, n).round().astype(int))
-    return images.in_classes([images.classes[i] for i in picks])
-
-
 def training_set(config: TrainConfig) -> data.ImageSet:
     """Every identity the run trains on (its ArcFace classes), before the closed-set hold-out."""
     if config.dataset == "reproduction":
@@ -119,7 +112,7 @@ def training_set(config: TrainConfig) -> data.ImageSet:
         everyone = data.distillation_identities()
     else:
         raise ValueError(f"unknown dataset {config.dataset!r}; expected reproduction or distillation")
-    return _select_identities(everyone, config.identities)
+    return everyone.evenly_spaced(config.identities)
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
