@@ -267,26 +267,6 @@ def open_set_report(
     return result
 
 
-def evaluate_open_set(
-    recognizer: Recognizer,
-    name: str,
-    per_fold: int | None,
-    seed: int,
-    n_boot: int,
-    identity_ci: bool = False,
-    max_identities: int | None = None,
-) -> dict:
-    return open_set_report(
-        lambda paths: open_set_vectors(recognizer, data.load_images(paths)),
-        name,
-        per_fold,
-        seed,
-        n_boot,
-        identity_ci,
-        max_identities,
-    )
-
-
 def evaluate(
     model_path: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -339,10 +319,12 @@ def evaluate(
         if ablations:
             metrics["ablation"][name] = ablations
         log(f"{name}: original f1 {results.get('original', {}).get('f1', float('nan')):.4f}")
+
+    def vectors_of(paths: list[str]) -> dict[str, torch.Tensor]:
+        return open_set_vectors(recognizer, data.load_images(paths))
+
     for name in pair_sets:
-        result = evaluate_open_set(
-            recognizer, name, pairs_per_fold, seed, n_boot, identity_ci, max_identities
-        )
+        result = open_set_report(vectors_of, name, pairs_per_fold, seed, n_boot, identity_ci, max_identities)
         metrics["verification"][name] = result["verification"]
         if "identification" in result:
             metrics["identification"][name] = result["identification"]
