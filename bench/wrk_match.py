@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import requests
-from gateway_overhead import READY
 from testkit import BIN, AiServer, Gateway, data_dir, sample_photo
 
 from ai_server.core.weights import default_weights_dir, load_manifest
@@ -34,6 +33,7 @@ GALLERY_PERSONS, FACES_EACH = 5000, 2
 
 HERE = Path(__file__).resolve().parent
 BOUNDARY = "wrkbench7f3a"
+READY = {"ready_s": 240, "interval": 0.3}  # how long the benchmarks wait for a service, and how often
 
 
 def people(n: int = GALLERY_PERSONS) -> list[Path]:
@@ -68,20 +68,40 @@ def gallery(cache: Path, env: dict) -> Path:
     return folder
 
 
+def queries(n: int) -> list[bytes]:
+    """`n` photos (JPEG), each a crop of an enrolled person that was not enrolled."""
+    return [sample_photo(sorted(p.glob("*.jpg"))[FACES_EACH]) for p in people()[:: GALLERY_PERSONS // n][:n]]
+
+
+def multipart(jpeg: bytes) -> bytes:
+    """A /v1/match body for the gateway: k=5 and the photo, with BOUNDARY."""
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="k"\r\n\r\n5\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + jpeg
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
 def bodies(folder: Path, n: int) -> None:
-    """Multipart bodies of `n` photos: a crop of an enrolled person that was not enrolled."""
-    for i, person in enumerate(people()[:: GALLERY_PERSONS // n][:n], start=1):
-        jpeg = sample_photo(sorted(person.glob("*.jpg"))[FACES_EACH])
-        body = (
-            (
-                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="k"\r\n\r\n5\r\n'
-                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n'
-                "Content-Type: image/jpeg\r\n\r\n"
-            ).encode()
-            + jpeg
-            + f"\r\n--{BOUNDARY}--\r\n".encode()
-        )
-        (folder / f"body{i}.bin").write_bytes(body)
+    """The multipart bodies of `queries(n)`, as body1.bin..bodyN.bin for wrk."""
+    for i, jpeg in enumerate(queries(n), start=1):
+        (folder / f"body{i}.bin").write_bytes(multipart(jpeg))
+
+
+def services(tmp: Path, **gateway_settings) -> tuple[AiServer, Gateway]:
+    """A private ai-server (its defaults) on a copy of the 10,000-face gallery, and a gateway in front of it
+    with `gateway_settings` and its rate limit and daily quota out of the way (one key makes every
+    request); neither started yet. Both log to tmp/services.log."""
+    log = tmp / "services.log"
+    ai = AiServer(tmp / "gallery", log=log, **READY)
+    shutil.copytree(gallery(HERE.parent / ".cache" / "bench", ai.env), tmp / "gallery")
+    settings = {"rate_per_minute": 10000000, "rate_burst": 1000000, "quota_searches_per_day": 10000000}
+    settings.update(gateway_settings)
+    return ai, Gateway(tmp / "gateway", ai.url, log=log, ready_path="/readyz", **READY, **settings)
 
 
 def wrk(url: str, connections: int, seconds: int, folder: Path, n: int, key: str, secret: str = "") -> dict:
@@ -141,12 +161,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wrk-bench-"))
     (tmp / "bodies").mkdir()
     bodies(tmp / "bodies", args.photos)
-    log = tmp / "services.log"
-    ai = AiServer(tmp / "gallery", log=log, **READY)
-    shutil.copytree(gallery(HERE.parent / ".cache" / "bench", ai.env), tmp / "gallery")
-    settings = {"cache_entries": 0, "rate_per_minute": 10000000, "rate_burst": 1000000}
-    settings["quota_searches_per_day"] = 10000000  # one key makes every request; 2,000 a day is the default
-    gw = Gateway(tmp / "gateway", ai.url, log=log, ready_path="/readyz", **READY, **settings)
+    ai, gw = services(tmp, cache_entries=0)
     key = gw.new_key("search")
     gw_port = gw.port
     processes = [ai, gw]
