@@ -3,24 +3,68 @@
 Runs the default model and the paper's ShuffleNetV2 Heatmap model side by side in the same run: for each,
 a fresh gallery of the CelebA validation identities (one photo each), then sequential queries with other
 photos of them. Prints p50/p95 of each stage the server reports (decode, detect, align, heatmap, embed,
-search), the server's total and the client's round trip. Usage: python bench/match_latency.py [--queries N]
+search, render: the explain overlay), the server's total and the client's round trip. Then the overlay
+alone against the way it was made before (`overlay_before`), on the same real faces and maps.
+Usage: python bench/match_latency.py [--queries N]
 """
 
 import argparse
+import io
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import requests
+from PIL import Image
 from testkit import AiServer, sample_photo
 
-from ai_server.core.weights import default_weights_dir
+from ai_server.core.weights import default_weights_dir, load_manifest
 from ai_server.research import data
+from ai_server.serving.pipeline.render import OVERLAY_SIZE, overlay_png, png
+from ai_server.serving.pipeline.runtime import ServedModel, face_vectors
 
-STAGES = ["decode", "detect", "align", "heatmap", "embed", "search", "total"]
+STAGES = ["decode", "detect", "align", "heatmap", "embed", "search", "render", "total"]
+
+
+def overlay_before(aligned: np.ndarray, heatmap: np.ndarray) -> bytes:
+    """The overlay as the server made it until 2026-12-06: cv2.applyColorMap on every call, Pillow's
+    default PNG level (6)."""
+    colours = cv2.applyColorMap(np.uint8(255 * np.clip(heatmap, 0, 1)), cv2.COLORMAP_JET)[:, :, ::-1]
+    blend = (0.55 * aligned + 0.45 * colours).astype(np.uint8)
+    return png(np.asarray(Image.fromarray(blend).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.BILINEAR)))
+
+
+def overlays(faces: int = 30, rounds: int = 5) -> str:
+    """Before vs now on the served model's maps of `faces` real aligned faces, alternating face by face."""
+    manifest = load_manifest(default_weights_dir())
+    model = ServedModel(default_weights_dir(), manifest, manifest["default"])
+    paths = data.validation_identities().paths[::7][:faces]
+    aligned = np.stack([np.asarray(Image.open(data.data_dir() / p).convert("RGB")) for p in paths])
+    maps = face_vectors(model, aligned).explanation
+    ms: dict[str, list[float]] = {"before": [], "now": []}
+    size: dict[str, list[int]] = {"before": [], "now": []}
+    same = True
+    for _ in range(rounds):
+        for face, heatmap in zip(aligned, maps, strict=True):
+            out = {}
+            for name, fn in (("before", overlay_before), ("now", overlay_png)):
+                started = time.perf_counter()
+                out[name] = fn(face, heatmap)
+                ms[name].append(1000 * (time.perf_counter() - started))
+                size[name].append(len(out[name]))
+            pixels = [np.asarray(Image.open(io.BytesIO(b))) for b in out.values()]
+            same = same and np.array_equal(*pixels)
+    lines = [f"explain overlay (render stage), {faces} real faces and their maps, {rounds} rounds, same run:"]
+    labels = {"before": "cv2.applyColorMap per call, PNG level 6", "now": "lookup table, PNG level 1"}
+    for name, label in labels.items():
+        kib = np.median(size[name]) / 1024
+        lines.append(f"  {name:<7} {label:<42} p50 {np.median(ms[name]):6.2f} ms   PNG {kib:5.1f} KiB")
+    lines.append(f"  pixels identical: {'yes' if same else 'NO'}")
+    return "\n".join(lines)
 
 
 def _serve(model: str, data_dir: str) -> AiServer:
@@ -87,6 +131,8 @@ def main() -> None:
                 f"{np.percentile(values, 50):.1f} / {np.percentile(values, 95):.1f}" if values else "-"
             )
         print(stage.ljust(16) + "".join(c.rjust(38) for c in cells))
+    print()
+    print(overlays())
     if args.json:
         summary = {
             name: {s: [np.percentile(v, 50), np.percentile(v, 95)] for s, v in t.items() if v}

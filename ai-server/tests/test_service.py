@@ -155,6 +155,8 @@ def test_explain_returns_a_heatmap_overlay(client, people):
     body = _match(client, photo(people[sorted(people)[0]][1]), explain="true").json
     png = base64.b64decode(body["explanation"]["heatmap_png"])
     assert Image.open(io.BytesIO(png)).size == (224, 224)
+    assert body["timings_ms"]["render"] > 0  # the overlay's own stage; a match without explain has none
+    assert "render" not in _match(client, photo(people[sorted(people)[0]][1])).json["timings_ms"]
     embedded = client.post(
         "/v1/embed", data={"image": (io.BytesIO(photo(people[sorted(people)[1]][0])), "q.jpg")}
     )

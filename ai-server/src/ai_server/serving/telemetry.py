@@ -25,7 +25,7 @@ from prometheus_client import (
 from pythonjsonlogger.json import JsonFormatter
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-PIPELINE_STAGES = ("decode", "detect", "align", "heatmap", "embed", "search")
+PIPELINE_STAGES = ("decode", "detect", "align", "heatmap", "embed", "search", "render")
 
 REQUESTS = Counter("ai_requests_total", "HTTP requests", ["endpoint", "status"])
 REQUEST_SECONDS = Histogram("ai_request_seconds", "Request latency", ["endpoint"], buckets=LATENCY_BUCKETS)

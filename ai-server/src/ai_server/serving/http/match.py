@@ -60,6 +60,12 @@ def match():
     seconds["search"] = time.perf_counter() - started
     persons, version = gallery.size()
     decision = decide(space, found, k, persons, service().settings)
+    explanation = None
+    if explain:
+        started = time.perf_counter()
+        png = overlay_png(photo.aligned, vectors.explanation)
+        explanation = {"heatmap_png": base64.b64encode(png).decode(), "media_type": "image/png"}
+        seconds["render"] = time.perf_counter() - started
     body = {
         "request_id": g.request_id,
         "k": k,
@@ -75,9 +81,8 @@ def match():
         "gallery": {"persons": persons, "version": version},
         "timings_ms": timings_ms(seconds),
     }
-    if explain:
-        png = overlay_png(photo.aligned, vectors.explanation)
-        body["explanation"] = {"heatmap_png": base64.b64encode(png).decode(), "media_type": "image/png"}
+    if explanation:
+        body["explanation"] = explanation
     return jsonify(body)
 
 
