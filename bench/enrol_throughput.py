@@ -1,10 +1,13 @@
 """Enrolment throughput of the command line (`ai-server enrol`), faces per second, two ways in: aligned
 112x112 crops (`--aligned`, no detection) and uploaded-style photos (decode, detect, align). Each run is
 a fresh process into an empty gallery; the fixed cost (loading the models) is measured by enrolling an
-empty folder and taken off, and reported. Usage: python bench/enrol_throughput.py [--threads 1]
+empty folder and taken off, and reported. Then the PNG of each kept crop, as the gallery writes it
+(`render.png`) against Pillow's default level it used before, on the same real crops.
+Usage: python bench/enrol_throughput.py [--threads 1]
 """
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -13,7 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from testkit import BIN, data_dir, sample_photo
+
+from ai_server.serving.pipeline.render import png
 
 DATA = data_dir()
 
@@ -24,6 +31,32 @@ def enrol(folder: Path, gallery: Path, threads: int, *options) -> tuple[float, d
     out = subprocess.run([BIN / "ai-server", "enrol", folder, *options], env=env, check=True,
                          capture_output=True, text=True).stdout  # fmt: skip
     return time.perf_counter() - started, json.loads(out.splitlines()[0]) if out.strip() else {}
+
+
+def crop_pngs(crops: list[Path], rounds: int = 3) -> str:
+    """ms and bytes of the crop's PNG: Pillow's default level (before) and `render.png` (now), alternating."""
+    faces = [np.asarray(Image.open(p).convert("RGB")) for p in crops]
+
+    def before(rgb: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    ms: dict[str, list[float]] = {"before": [], "now": []}
+    size: dict[str, list[int]] = {"before": [], "now": []}
+    for _ in range(rounds):
+        for face in faces:
+            for name, encode in (("before", before), ("now", png)):
+                started = time.perf_counter()
+                data = encode(face)
+                ms[name].append(1000 * (time.perf_counter() - started))
+                size[name].append(len(data))
+                assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), face)  # lossless both
+    lines = [f"The kept crop's PNG ({len(faces)} real 112x112 crops x {rounds}, same run; pixels identical):"]
+    for name, label in (("before", "Pillow's default level (6)"), ("now", "render.png (level 1)")):
+        kib = np.median(size[name]) / 1024
+        lines.append(f"  {name:<7} {label:<28} p50 {np.median(ms[name]):5.2f} ms   {kib:5.1f} KiB")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -61,7 +94,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for r in rows:
         print(f"| {r['input']} | {r['faces']} | {r['seconds']:.1f} | {r['per_s']:.1f} |")
-    print(f"\nLoading the models (an empty folder): {fixed:.1f} s per process.")
+    print(f"\nLoading the models (an empty folder): {fixed:.1f} s per process.\n")
+    print(crop_pngs([min((DATA / "faces112" / "celeba" / identity).glob("*.jpg")) for identity in ids]))
     if args.json:
         Path(args.json).write_text(json.dumps({"fixed_s": fixed, "rows": rows}, indent=1))
 

@@ -24,7 +24,7 @@ from testkit import AiServer, sample_photo
 
 from ai_server.core.weights import default_weights_dir, load_manifest
 from ai_server.research import data
-from ai_server.serving.pipeline.render import OVERLAY_SIZE, overlay_png, png
+from ai_server.serving.pipeline.render import OVERLAY_SIZE, overlay_png
 from ai_server.serving.pipeline.runtime import ServedModel, face_vectors
 
 STAGES = ["decode", "detect", "align", "heatmap", "embed", "search", "render", "total"]
@@ -35,7 +35,9 @@ def overlay_before(aligned: np.ndarray, heatmap: np.ndarray) -> bytes:
     default PNG level (6)."""
     colours = cv2.applyColorMap(np.uint8(255 * np.clip(heatmap, 0, 1)), cv2.COLORMAP_JET)[:, :, ::-1]
     blend = (0.55 * aligned + 0.45 * colours).astype(np.uint8)
-    return png(np.asarray(Image.fromarray(blend).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.BILINEAR)))
+    buffer = io.BytesIO()
+    Image.fromarray(blend).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.BILINEAR).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def overlays(faces: int = 30, rounds: int = 5) -> str:

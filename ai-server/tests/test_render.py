@@ -1,4 +1,5 @@
-"""The explain overlay: the aligned face under its heatmap in OpenCV's jet colour map, as a 224x224 PNG."""
+"""The explain overlay (the aligned face under its heatmap in OpenCV's jet colour map, a 224x224 PNG) and the
+PNG encoding every losslessly kept image goes through."""
 
 import io
 
@@ -6,7 +7,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ai_server.serving.pipeline.render import OVERLAY_SIZE, overlay_png
+from ai_server.serving.pipeline.render import OVERLAY_SIZE, overlay_png, png
 
 
 def reference_overlay(aligned: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
@@ -37,3 +38,10 @@ def test_cold_regions_are_blue_and_hot_ones_red():
     overlay = np.asarray(Image.open(io.BytesIO(overlay_png(face, heatmap))))
     cold, hot = overlay[112, 10].astype(int), overlay[112, 210].astype(int)
     assert cold[2] > cold[0] + 40 and hot[0] > hot[2] + 40
+
+
+def test_a_kept_crop_decodes_to_exactly_its_pixels():
+    """Re-embedding reads the gallery's crops back: they must be the very pixels that were enrolled."""
+    crop = np.random.default_rng(1).integers(0, 256, (112, 112, 3), dtype=np.uint8)
+    decoded = Image.open(io.BytesIO(png(crop)))
+    assert decoded.format == "PNG" and np.array_equal(np.asarray(decoded), crop)

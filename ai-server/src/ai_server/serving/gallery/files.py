@@ -5,16 +5,13 @@ outlives it briefly; `sweep` removes the files no row refers to (after a crash b
 and files are readable by their owner only: these are faces of real people.
 """
 
-import io
 import os
 import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
+from ..pipeline.render import png
 from .records import NewFace
 
 FOLDERS = ("faces", "thumbs")
@@ -78,12 +75,6 @@ class FileStore:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
-
-
-def png(crop: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(crop).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -24,7 +24,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from .files import png
+from ..pipeline.render import png
 from .records import NewFace, normalised
 
 SCHEMA = """
